@@ -1,0 +1,11 @@
+"""nncore: a flat-parameter neural-network core with exact, verified derivatives for scipy."""
+
+from .activations import ACTIVATIONS
+from .losses import LOSSES
+from .network import MLP
+from .objective import Objective
+from .training import train
+from .verify import check_gradient
+
+__all__ = ["ACTIVATIONS", "LOSSES", "MLP", "Objective", "check_gradient", "train"]
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""Input checks shared by every public entry point.
+
+Each helper converts one argument to the array nncore computes with, or raises a
+``TypeError`` (wrong kind of object) or ``ValueError`` (right kind, wrong content) whose
+message says what was expected and what arrived.  Nothing here modifies its input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+def as_real_array(value: Any, name: str) -> np.ndarray:
+    """Return ``value`` as a float64 ndarray, or raise ``TypeError`` if it is not real numbers.
+
+    The result is the input itself when it already is a float64 array (no copy), so
+    callers must never write into it.
+    """
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as err:  # ragged nested sequences
+        raise TypeError(f"{name} must be an array of real numbers: {err}") from err
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
+def all_finite(arr: np.ndarray) -> bool:
+    """True when every entry of ``arr`` is finite.
+
+    A sum is finite only if every term is (an inf or NaN term makes it inf or NaN), so a
+    finite sum settles the question without a boolean temporary; only a non-finite sum
+    (which may also be overflow of huge finite entries) needs the element-wise test.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(arr)):
+            return True
+    return bool(np.isfinite(arr).all())
+
+
+def require_finite(arr: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` naming the first non-finite entry of ``arr``."""
+    if not all_finite(arr):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        where = ", ".join(str(int(i)) for i in bad)
+        raise ValueError(
+            f"{name} must be finite, got {arr[tuple(bad)]} at index [{where}]"
+        )
+
+
+def check_theta(theta: Any, n_params: int) -> FloatArray:
+    """Validate a flat parameter vector: 1-D float64 of length ``n_params``, finite.
+
+    Returns a C-contiguous float64 array (the input itself when it already is one).
+    """
+    arr = as_real_array(theta, "theta")
+    if arr.shape != (n_params,):
+        raise ValueError(f"theta must have shape ({n_params},), got {arr.shape}")
+    require_finite(arr, "theta")
+    return np.ascontiguousarray(arr)
+
+
+def check_X(X: Any, n_in: int) -> FloatArray:
+    """Validate inputs: 2-D float64 of shape ``(N, n_in)`` with ``N >= 1``, finite."""
+    arr = as_real_array(X, "X")
+    if arr.ndim != 2:
+        raise ValueError(f"X must be 2-D with shape (n_samples, {n_in}), got shape {arr.shape}")
+    if arr.shape[1] != n_in:
+        raise ValueError(f"X must have {n_in} features (columns), got shape {arr.shape}")
+    if arr.shape[0] < 1:
+        raise ValueError("X must have at least one sample (row), got 0")
+    require_finite(arr, "X")
+    return arr
+
+
+def check_sample_weight(sample_weight: Any, n_samples: int) -> FloatArray | None:
+    """Validate sample weights and return ``omega = w / sum(w)`` (or ``None`` for no weights).
+
+    Weights must be 1-D of length ``n_samples``, finite, non-negative and not all zero.
+    """
+    if sample_weight is None:
+        return None
+    w = as_real_array(sample_weight, "sample_weight")
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {w.shape}")
+    require_finite(w, "sample_weight")
+    if (w < 0).any():
+        i = int(np.argmax(w < 0))
+        raise ValueError(f"sample_weight must be non-negative, got {w[i]} at index {i}")
+    total = w.sum()
+    if not total > 0:
+        raise ValueError("sample_weight must not be all zero")
+    return w / total
+
+
+def check_vector(v: Any, n_params: int, name: str = "v") -> FloatArray:
+    """Validate a direction vector of the parameter space (same rules as ``theta``)."""
+    arr = as_real_array(v, name)
+    if arr.shape != (n_params,):
+        raise ValueError(f"{name} must have shape ({n_params},), got {arr.shape}")
+    require_finite(arr, name)
+    return arr

@@ -1,0 +1,188 @@
+r"""Activation functions, each defined next to its first and second derivative.
+
+One :class:`Activation` record per name holds ``f``, ``f'`` and ``f''`` together, so the
+forward pass, backprop and (later) the Hessian-vector product read from the same table and
+the derivatives cannot drift away from the function.  Derivatives take both the
+pre-activation ``z`` and the activation ``a = f(z)`` so each can use whichever is cheaper
+and more accurate (``tanh' = 1 - a**2``, but ``elu' = exp(z)`` for ``z <= 0`` because
+``a + 1`` cancels for very negative ``z``).
+
+At a kink (``z = 0`` for relu, leaky_relu and elu) the derivatives are those of the
+``z <= 0`` branch, as DESIGN.md fixes: ``relu'(0) = 0``, ``leaky_relu'(0) = 0.01``,
+``elu'(0) = elu''(0) = 1``.
+
+``softmax`` is not element-wise; it acts on the last axis and is allowed only as the
+output activation.  Its Jacobian is ``diag(a) - a a^T`` per row, applied by
+:meth:`Activation.vjp`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy import special
+
+Array = np.ndarray
+_SQRT2 = np.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+LEAKY_SLOPE = 0.01
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation ``f`` with its derivatives.
+
+    Attributes
+    ----------
+    name : str
+        Canonical name.
+    f : callable ``f(z) -> a``
+        The function, element-wise (or row-wise for softmax).
+    df : callable ``df(z, a) -> f'(z)`` or None
+        Element-wise first derivative; ``None`` for softmax (see :meth:`vjp`).
+    d2f : callable ``d2f(z, a) -> f''(z)`` or None
+        Element-wise second derivative; ``None`` for softmax.
+    kink : bool
+        True when ``f'`` jumps at ``z = 0`` (relu, leaky_relu): finite differences whose
+        step crosses ``z = 0`` are not accurate there.
+    he_init : bool
+        True for relu-like activations, initialised He-style; others Glorot-style.
+    """
+
+    name: str
+    f: Callable[[Array], Array]
+    df: Callable[[Array, Array], Array] | None
+    d2f: Callable[[Array, Array], Array] | None
+    kink: bool = False
+    he_init: bool = False
+
+    def vjp(self, g: Array, z: Array, a: Array) -> Array:
+        r"""Return :math:`\partial J / \partial Z` from :math:`G = \partial J / \partial A`.
+
+        Element-wise: ``G * f'(Z)``.  Softmax, per row ``i``:
+        ``a_i * (g_i - <g_i, a_i>)``.  ``g`` (shape ``(N, n)``) is overwritten and returned.
+        """
+        if self.name == "identity":
+            return g
+        if self.df is None:  # softmax
+            g -= np.einsum("ij,ij->i", g, a)[:, None]
+            g *= a
+            return g
+        g *= self.df(z, a)
+        return g
+
+
+def _relu(z: Array) -> Array:
+    return np.maximum(z, 0.0)
+
+
+def _leaky_relu(z: Array) -> Array:
+    return np.where(z > 0, z, LEAKY_SLOPE * z)
+
+
+def _elu(z: Array) -> Array:
+    return np.where(z > 0, z, np.expm1(np.minimum(z, 0.0)))
+
+
+def _elu_df(z: Array, a: Array) -> Array:
+    # exp(z), not a + 1: a + 1 loses all digits of exp(z) when z << 0
+    return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))
+
+
+def _gelu(z: Array) -> Array:
+    # 0.5 z (1 + erf(z / sqrt 2)) == z * Phi(z); erfc keeps Phi accurate for z << 0
+    return z * (0.5 * special.erfc(-z / _SQRT2))
+
+
+def _gelu_df(z: Array, a: Array) -> Array:
+    return 0.5 * special.erfc(-z / _SQRT2) + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+
+
+def _gelu_d2f(z: Array, a: Array) -> Array:
+    return _INV_SQRT_2PI * np.exp(-0.5 * z * z) * (2.0 - z * z)
+
+
+def _silu_df(z: Array, a: Array) -> Array:
+    s = special.expit(z)
+    return s * (1.0 + z * (1.0 - s))
+
+
+def _silu_d2f(z: Array, a: Array) -> Array:
+    s = special.expit(z)
+    return s * (1.0 - s) * (2.0 + z * (1.0 - 2.0 * s))
+
+
+def _softplus_d2f(z: Array, a: Array) -> Array:
+    s = special.expit(z)
+    return s * (1.0 - s)
+
+
+_TABLE = (
+    Activation("identity", lambda z: z, lambda z, a: np.ones_like(z), lambda z, a: np.zeros_like(z)),
+    Activation("tanh", np.tanh, lambda z, a: 1.0 - a * a, lambda z, a: -2.0 * a * (1.0 - a * a)),
+    Activation(
+        "sigmoid",
+        special.expit,
+        lambda z, a: a * (1.0 - a),
+        lambda z, a: a * (1.0 - a) * (1.0 - 2.0 * a),
+    ),
+    Activation(
+        "relu",
+        _relu,
+        lambda z, a: (z > 0).astype(np.float64),
+        lambda z, a: np.zeros_like(z),
+        kink=True,
+        he_init=True,
+    ),
+    Activation(
+        "leaky_relu",
+        _leaky_relu,
+        lambda z, a: np.where(z > 0, 1.0, LEAKY_SLOPE),
+        lambda z, a: np.zeros_like(z),
+        kink=True,
+        he_init=True,
+    ),
+    Activation(
+        "softplus",
+        lambda z: np.logaddexp(0.0, z),
+        lambda z, a: special.expit(z),
+        _softplus_d2f,
+        he_init=True,
+    ),
+    Activation(
+        "elu",
+        _elu,
+        _elu_df,
+        lambda z, a: np.where(z > 0, 0.0, np.exp(np.minimum(z, 0.0))),
+        he_init=True,
+    ),
+    Activation("gelu", _gelu, _gelu_df, _gelu_d2f, he_init=True),
+    Activation("silu", lambda z: z * special.expit(z), _silu_df, _silu_d2f, he_init=True),
+    Activation("softmax", lambda z: special.softmax(z, axis=-1), None, None),
+)
+
+ACTIVATIONS: dict[str, Activation] = {act.name: act for act in _TABLE}
+"""Every activation by canonical name."""
+
+_ALIASES = {"logistic": "sigmoid"}
+
+
+def get_activation(name: object) -> Activation:
+    """Look an activation up by name (``"logistic"`` is an alias of ``"sigmoid"``).
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    ValueError
+        If the name is unknown; the message lists the valid names.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"activation names must be strings, got {type(name).__name__}")
+    key = _ALIASES.get(name, name)
+    if key not in ACTIVATIONS:
+        valid = ", ".join(sorted([*ACTIVATIONS, *_ALIASES]))
+        raise ValueError(f"unknown activation {name!r}; valid names are: {valid}")
+    return ACTIVATIONS[key]

@@ -1,0 +1,168 @@
+r"""Losses, each defined next to its derivative with respect to the network output.
+
+Every loss gives a per-sample value ``l_i``; the objective is the weighted mean
+``J = sum_i omega_i l_i`` with ``omega_i = w_i / sum_j w_j`` (``1/N`` without weights), plus
+the l2 term, and that assembly is written once, in :mod:`nncore.network`.  A record holds:
+
+* ``targets(y, n_samples, n_out)``: validate ``y`` and return it as a float64
+  ``(N, n_out)`` array ``Y`` (integer labels become one-hot rows);
+* ``per_sample(Z, A, Y)``: ``l_i``, shape ``(N,)``;
+* ``output_grad(Z, A, Y)``: ``d l_i / d A_L`` for ``mse``, or ``d l_i / d Z_L`` for the
+  losses fused with their output activation (``fused=True``: bce with sigmoid,
+  cross_entropy with softmax), shape ``(N, n_out)``, unweighted.
+
+The fused losses are computed from the logits ``Z = Z_L`` (softplus, log-sum-exp), never
+from clipped probabilities, so they stay finite and exact for saturated outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from scipy import special
+
+from ._validation import as_real_array, require_finite
+
+Array = np.ndarray
+
+PROBABILITY_ROW_ATOL = 1e-6
+"""How far from 1 a row of cross-entropy target probabilities may sum (DESIGN.md)."""
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss and its output derivative (see the module docstring)."""
+
+    name: str
+    default_output: str
+    required_output: str | None
+    fused: bool
+    targets: Callable[[Any, int, int], Array]
+    per_sample: Callable[[Array, Array, Array], Array]
+    output_grad: Callable[[Array, Array, Array], Array]
+
+
+def _real_targets(y: Any, n_samples: int, n_out: int, loss: str) -> Array:
+    Y = as_real_array(y, "y")
+    if Y.ndim == 1 and n_out == 1:
+        Y = Y[:, None]
+    if Y.ndim != 2 or Y.shape != (n_samples, n_out):
+        want = f"({n_samples},) or " if n_out == 1 else ""
+        raise ValueError(
+            f"y for loss {loss!r} must have shape {want}({n_samples}, {n_out}), got {np.shape(y)}"
+        )
+    require_finite(Y, "y")
+    return Y
+
+
+def _mse_targets(y: Any, n_samples: int, n_out: int) -> Array:
+    return _real_targets(y, n_samples, n_out, "mse")
+
+
+def _bce_targets(y: Any, n_samples: int, n_out: int) -> Array:
+    Y = _real_targets(y, n_samples, n_out, "bce")
+    if Y.min() < 0 or Y.max() > 1:
+        bad = Y.min() if Y.min() < 0 else Y.max()
+        raise ValueError(f"y for loss 'bce' must lie in [0, 1], got {bad}")
+    return Y
+
+
+def _cross_entropy_targets(y: Any, n_samples: int, n_out: int) -> Array:
+    Y = as_real_array(y, "y")
+    if Y.ndim == 1:
+        if Y.shape != (n_samples,):
+            raise ValueError(
+                f"y for loss 'cross_entropy' must have shape ({n_samples},) (labels) or "
+                f"({n_samples}, {n_out}) (probabilities), got {Y.shape}"
+            )
+        require_finite(Y, "y")
+        if Y.min() < 0 or Y.max() >= n_out:
+            bad = Y.min() if Y.min() < 0 else Y.max()
+            raise ValueError(f"cross_entropy labels must lie in [0, {n_out}), got {bad}")
+        labels = Y.astype(np.intp)
+        if (labels != Y).any():
+            bad = Y[labels != Y][0]
+            raise ValueError(f"cross_entropy labels must be integers, got {bad}")
+        onehot = np.zeros((n_samples, n_out))
+        onehot[np.arange(n_samples), labels] = 1.0
+        return onehot
+    if Y.shape != (n_samples, n_out):
+        raise ValueError(
+            f"y for loss 'cross_entropy' must have shape ({n_samples},) (labels) or "
+            f"({n_samples}, {n_out}) (probabilities), got {Y.shape}"
+        )
+    require_finite(Y, "y")
+    if Y.min() < 0:
+        raise ValueError(f"cross_entropy target probabilities must be non-negative, got {Y.min()}")
+    sums = Y.sum(axis=1)
+    off = np.abs(sums - 1.0)
+    if off.max() > PROBABILITY_ROW_ATOL:
+        i = int(np.argmax(off))
+        raise ValueError(
+            f"each row of cross_entropy target probabilities must sum to 1 "
+            f"(within {PROBABILITY_ROW_ATOL}), row {i} sums to {sums[i]}"
+        )
+    return Y
+
+
+# mse: l_i = mean_k (A_ik - Y_ik)^2;  d l_i / d A_ik = 2 (A_ik - Y_ik) / n_out
+def _mse_per_sample(Z: Array, A: Array, Y: Array) -> Array:
+    return np.mean((A - Y) ** 2, axis=1)
+
+
+def _mse_grad(Z: Array, A: Array, Y: Array) -> Array:
+    G = A - Y
+    G *= 2.0 / Y.shape[1]
+    return G
+
+
+# bce: l_i = mean_k softplus(Z_ik) - Y_ik Z_ik;  d l_i / d Z_ik = (sigmoid(Z_ik) - Y_ik) / n_out
+def _bce_per_sample(Z: Array, A: Array, Y: Array) -> Array:
+    return np.mean(np.logaddexp(0.0, Z) - Y * Z, axis=1)
+
+
+def _bce_grad(Z: Array, A: Array, Y: Array) -> Array:
+    D = A - Y  # A = sigmoid(Z)
+    D *= 1.0 / Y.shape[1]
+    return D
+
+
+# cross_entropy: l_i = -sum_k Y_ik log softmax(Z_i)_k = s_i logsumexp(Z_i) - <Y_i, Z_i>,
+# s_i = sum_k Y_ik;  d l_i / d Z_i = s_i softmax(Z_i) - Y_i
+def _cross_entropy_per_sample(Z: Array, A: Array, Y: Array) -> Array:
+    return special.logsumexp(Z, axis=1) * Y.sum(axis=1) - np.einsum("ij,ij->i", Y, Z)
+
+
+def _cross_entropy_grad(Z: Array, A: Array, Y: Array) -> Array:
+    D = A * Y.sum(axis=1)[:, None]  # A = softmax(Z)
+    D -= Y
+    return D
+
+
+_TABLE = (
+    Loss("mse", "identity", None, False, _mse_targets, _mse_per_sample, _mse_grad),
+    Loss("bce", "sigmoid", "sigmoid", True, _bce_targets, _bce_per_sample, _bce_grad),
+    Loss(
+        "cross_entropy",
+        "softmax",
+        "softmax",
+        True,
+        _cross_entropy_targets,
+        _cross_entropy_per_sample,
+        _cross_entropy_grad,
+    ),
+)
+
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in _TABLE}
+"""Every loss by name."""
+
+
+def get_loss(name: object) -> Loss:
+    """Look a loss up by name; unknown names raise ``ValueError`` listing the valid ones."""
+    if not isinstance(name, str):
+        raise TypeError(f"loss must be a string, got {type(name).__name__}")
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid losses are: {', '.join(LOSSES)}")
+    return LOSSES[name]

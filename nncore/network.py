@@ -1,0 +1,331 @@
+r"""The multilayer perceptron over one flat parameter vector, with hand-derived backprop.
+
+Notation (DESIGN.md): ``A_0 = X`` of shape ``(N, n_in)``; layer ``l = 1..L`` has
+``W_l`` ``(n_l, n_{l-1})`` and ``b_l`` ``(n_l,)``; ``Z_l = A_{l-1} W_l^T + b_l`` and
+``A_l = f_l(Z_l)``.  The objective is
+
+.. math::  J(\theta) = \sum_i \omega_i l_i + \tfrac{\lambda}{2} \sum_l \|W_l\|_F^2,
+           \qquad \omega_i = w_i / \textstyle\sum_j w_j .
+
+Backprop carries ``D_l = dJ/dZ_l`` (shape ``(N, n_l)``) from the output down:
+``D_L`` from the loss, ``dJ/dW_l = D_l^T A_{l-1} + \lambda W_l``, ``dJ/db_l = 1^T D_l``,
+``D_{l-1} = (D_l W_l) \odot f'_{l-1}(Z_{l-1})``.  The derivation is in ``docs/math.md``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from ._validation import FloatArray, check_sample_weight, check_theta, check_X
+from .activations import Activation, get_activation
+from .layout import Layout
+from .losses import Loss, get_loss
+
+Array = np.ndarray
+
+
+class Cache(NamedTuple):
+    """What the forward pass leaves for backprop and curvature products.
+
+    Attributes
+    ----------
+    Z : tuple of ndarray
+        ``(Z_1, ..., Z_L)``, ``Z_l`` of shape ``(N, n_l)``.
+    A : tuple of ndarray
+        ``(A_0, ..., A_L)`` with ``A_0 = X``, ``A_l`` of shape ``(N, n_l)``.
+    """
+
+    Z: tuple[Array, ...]
+    A: tuple[Array, ...]
+
+
+class Batch(NamedTuple):
+    """Validated data: ``X`` ``(N, n_in)``, targets ``Y`` ``(N, n_out)``, and
+    ``omega = w / sum(w)`` ``(N,)`` or ``None`` for equal weights ``1/N``."""
+
+    X: FloatArray
+    Y: FloatArray
+    omega: FloatArray | None
+
+
+def _check_sizes(sizes: Any) -> tuple[int, ...]:
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence | np.ndarray):
+        raise TypeError(f"sizes must be a sequence of ints, got {type(sizes).__name__}")
+    out = []
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"sizes must be a sequence of ints, got {s!r} in {list(sizes)}")
+        out.append(int(s))
+    if len(out) < 2:
+        raise ValueError(f"sizes must have at least 2 entries [n_in, ..., n_out], got {out}")
+    if min(out) < 1:
+        raise ValueError(f"every width in sizes must be at least 1, got {out}")
+    return tuple(out)
+
+
+class MLP:
+    """A fully connected network whose parameters live in one flat float64 vector.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``[n_in, h_1, ..., n_out]``, each at least 1.
+    activation : str or sequence of str, default "tanh"
+        Hidden activation: one name for every hidden layer, or one name per hidden layer.
+        Names are in :data:`nncore.activations.ACTIVATIONS`; ``softmax`` is output-only.
+    output : str, optional
+        Output activation.  Defaults from the loss: mse -> identity, bce -> sigmoid,
+        cross_entropy -> softmax.  bce requires sigmoid and cross_entropy softmax.
+    loss : {"mse", "bce", "cross_entropy"}, default "mse"
+    l2 : float, default 0.0
+        ``0.5 * l2 * sum_l ||W_l||_F^2`` is added to the objective (biases not penalised).
+
+    Notes
+    -----
+    The network holds no parameters: every method takes ``theta`` first and the data
+    after it, so ``minimize(net.loss, theta0, args=(X, y), jac=net.grad)`` works as written.
+    Inputs are never modified.
+
+    Examples
+    --------
+    The network of the seed example, 2-2-1 with tanh hidden units and a sigmoid output:
+
+    >>> import numpy as np, nncore
+    >>> net = nncore.MLP([2, 2, 1], activation="tanh", output="sigmoid", loss="mse")
+    >>> net.n_params
+    9
+    >>> net.param_name(7)
+    'layer 2: W[0, 1]'
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str | Sequence[str] = "tanh",
+        output: str | None = None,
+        loss: str = "mse",
+        l2: float = 0.0,
+    ) -> None:
+        sizes = _check_sizes(sizes)
+        loss_rec = get_loss(loss)
+        n_hidden = len(sizes) - 2
+        names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
+        if len(names) != n_hidden:
+            raise ValueError(
+                f"activation must be one name or {n_hidden} names (one per hidden layer), "
+                f"got {len(names)}"
+            )
+        hidden = [get_activation(name) for name in names]
+        for layer, act in enumerate(hidden, start=1):
+            if act.name == "softmax":
+                raise ValueError(
+                    f"softmax is allowed only as the output activation, got it in hidden layer {layer}"
+                )
+        out = get_activation(loss_rec.default_output if output is None else output)
+        if loss_rec.required_output is not None and out.name != loss_rec.required_output:
+            raise ValueError(
+                f"loss {loss_rec.name!r} needs output activation "
+                f"{loss_rec.required_output!r}, got {out.name!r}"
+            )
+        if isinstance(l2, bool) or not isinstance(l2, numbers.Real):
+            raise TypeError(f"l2 must be a real number, got {type(l2).__name__}")
+        if not (np.isfinite(l2) and l2 >= 0):
+            raise ValueError(f"l2 must be finite and >= 0, got {l2}")
+
+        self.sizes: tuple[int, ...] = sizes
+        self.layout = Layout(sizes)
+        self._acts: tuple[Activation, ...] = (*hidden, out)
+        self._loss: Loss = loss_rec
+        self.l2 = float(l2)
+
+    # -- description -------------------------------------------------------------------
+    @property
+    def activations(self) -> tuple[str, ...]:
+        """Canonical activation name of each layer ``1..L`` (the last is the output's)."""
+        return tuple(act.name for act in self._acts)
+
+    @property
+    def output(self) -> str:
+        """The output activation's name."""
+        return self._acts[-1].name
+
+    @property
+    def loss_name(self) -> str:
+        """The loss's name: ``"mse"``, ``"bce"`` or ``"cross_entropy"``."""
+        return self._loss.name
+
+    @property
+    def n_params(self) -> int:
+        """Length of the flat parameter vector."""
+        return self.layout.n_params
+
+    def __repr__(self) -> str:
+        hidden = list(self.activations[:-1])
+        return (
+            f"MLP({list(self.sizes)}, activation={hidden}, output={self.output!r}, "
+            f"loss={self.loss_name!r}, l2={self.l2})"
+        )
+
+    # -- parameters --------------------------------------------------------------------
+    def unpack(self, theta: Any) -> list[tuple[FloatArray, FloatArray]]:
+        """Split ``theta`` into ``[(W_1, b_1), ..., (W_L, b_L)]``, zero-copy views.
+
+        ``W_l`` has shape ``(n_l, n_{l-1})`` and ``b_l`` shape ``(n_l,)``.  The views share
+        memory with ``theta`` when it is a C-contiguous float64 array (otherwise with the
+        converted copy).
+        """
+        return self.layout.unpack(check_theta(theta, self.n_params))
+
+    def pack(self, pairs: Sequence[tuple[Any, Any]]) -> FloatArray:
+        """Inverse of :meth:`unpack`: a new flat vector from ``[(W_l, b_l), ...]``."""
+        return self.layout.pack(pairs)
+
+    def param_name(self, index: int) -> str:
+        """Name of entry ``index`` of theta, e.g. ``"layer 2: W[0, 1]"`` (layers from 1)."""
+        return self.layout.param_name(index)
+
+    def init(self, seed: int | np.random.Generator | None = None) -> FloatArray:
+        """Random initial parameters, scaled per layer for its activation.
+
+        Relu-like layers (relu, leaky_relu, elu, gelu, silu, softplus) get He-normal
+        weights, ``N(0, 2 / n_{l-1})``; the others (tanh, sigmoid, identity, softmax)
+        Glorot-uniform, ``U(-r, r)`` with ``r = sqrt(6 / (n_{l-1} + n_l))``.  Biases are 0.
+
+        Parameters
+        ----------
+        seed : int, numpy.random.Generator or None
+            Passed to :func:`numpy.random.default_rng` (a Generator is used as is).
+        """
+        if not (seed is None or isinstance(seed, np.random.Generator)) and (
+            isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+        ):
+            raise TypeError(f"seed must be an int or numpy.random.Generator, got {type(seed).__name__}")
+        rng = np.random.default_rng(seed)
+        theta = np.zeros(self.n_params)
+        for (W, _), act in zip(self.layout.unpack(theta), self._acts):
+            n_out, n_in = W.shape
+            if act.he_init:
+                W[...] = rng.normal(0.0, np.sqrt(2.0 / n_in), size=W.shape)
+            else:
+                r = np.sqrt(6.0 / (n_in + n_out))
+                W[...] = rng.uniform(-r, r, size=W.shape)
+        return theta
+
+    # -- data --------------------------------------------------------------------------
+    def batch(self, X: Any, y: Any, sample_weight: Any = None) -> Batch:
+        """Validate ``(X, y, sample_weight)`` once and return the :class:`Batch` used inside.
+
+        Raises ``TypeError``/``ValueError`` for wrong types, shapes, non-finite values,
+        targets the loss does not accept, and negative or all-zero weights.
+        """
+        Xc = check_X(X, self.sizes[0])
+        n = Xc.shape[0]
+        Y = self._loss.targets(y, n, self.sizes[-1])
+        return Batch(Xc, Y, check_sample_weight(sample_weight, n))
+
+    # -- kernels -----------------------------------------------------------------------
+    def forward(self, theta: Any, X: Any) -> Cache:
+        """Forward pass: ``Z_l = A_{l-1} W_l^T + b_l``, ``A_l = f_l(Z_l)``.
+
+        Returns
+        -------
+        Cache
+            ``Z = (Z_1..Z_L)`` and ``A = (A_0..A_L)``, each ``(N, n_l)``.
+        """
+        theta = check_theta(theta, self.n_params)
+        return self._forward(self.layout.unpack(theta), check_X(X, self.sizes[0]))
+
+    def _forward(self, params: list[tuple[Array, Array]], X: Array) -> Cache:
+        Z, A = [], [X]
+        for (W, b), act in zip(params, self._acts):
+            # Z_l^T = W_l A_{l-1}^T + b_l, as the seed writes it: the same BLAS call on the
+            # same memory layout, so the seed's network is reproduced bit for bit.
+            zt = W @ A[-1].T  # (n_l, n_{l-1}) @ (n_{l-1}, N)
+            zt += b[:, None]
+            z = zt.T  # (N, n_l), a view
+            Z.append(z)
+            A.append(act.f(z))
+        return Cache(tuple(Z), tuple(A))
+
+    def predict(self, theta: Any, X: Any) -> FloatArray:
+        """Network output ``A_L``, shape ``(N, n_out)``."""
+        return self.forward(theta, X).A[-1]
+
+    def _value(self, params: list[tuple[Array, Array]], cache: Cache, batch: Batch) -> float:
+        """``J`` from a forward cache: weighted mean of per-sample losses plus the l2 term."""
+        per_sample = self._loss.per_sample(cache.Z[-1], cache.A[-1], batch.Y)  # (N,)
+        J = np.mean(per_sample) if batch.omega is None else np.dot(batch.omega, per_sample)
+        if self.l2:
+            J += 0.5 * self.l2 * sum(np.dot(W.ravel(), W.ravel()) for W, _ in params)
+        return float(J)
+
+    def _backward(
+        self, params: list[tuple[Array, Array]], cache: Cache, batch: Batch
+    ) -> FloatArray:
+        """``dJ/dtheta``, written block by block into views of one flat array."""
+        Z_L, A_L = cache.Z[-1], cache.A[-1]
+        D = self._loss.output_grad(Z_L, A_L, batch.Y)  # dl_i/dA_L or dl_i/dZ_L, (N, n_L)
+        if batch.omega is None:
+            D *= 1.0 / D.shape[0]
+        else:
+            D *= batch.omega[:, None]
+        if not self._loss.fused:
+            D = self._acts[-1].vjp(D, Z_L, A_L)  # D_L = dJ/dZ_L
+        g = np.empty(self.n_params)
+        grads = self.layout.unpack(g)
+        for l in range(len(params) - 1, -1, -1):  # 0-based: layer l + 1
+            W = params[l][0]
+            gW, gb = grads[l]
+            np.matmul(D.T, cache.A[l], out=gW)  # (n_l, N) @ (N, n_{l-1})
+            np.sum(D, axis=0, out=gb)
+            if self.l2:
+                gW += self.l2 * W
+            if l > 0:  # the input gradient D_1 W_1 is never needed
+                D = D @ W  # (N, n_l) @ (n_l, n_{l-1})
+                D = self._acts[l - 1].vjp(D, cache.Z[l - 1], cache.A[l])
+        return g
+
+    # -- public objective --------------------------------------------------------------
+    def loss(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The objective ``J(theta)`` (weighted mean loss plus l2 term).
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+        X : ndarray of shape (n_samples, n_in)
+        y : ndarray
+            mse/bce: shape ``(n_samples,)`` when ``n_out == 1`` or ``(n_samples, n_out)``;
+            cross_entropy: integer labels ``(n_samples,)`` or probability rows.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.
+        """
+        theta = check_theta(theta, self.n_params)
+        batch = self.batch(X, y, sample_weight)
+        params = self.layout.unpack(theta)
+        return self._value(params, self._forward(params, batch.X), batch)
+
+    def grad(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
+        """``dJ/dtheta`` by backprop, shape ``(n_params,)``, in the layout of theta."""
+        return self.loss_and_grad(theta, X, y, sample_weight)[1]
+
+    def loss_and_grad(
+        self, theta: Any, X: Any, y: Any, sample_weight: Any = None
+    ) -> tuple[float, FloatArray]:
+        """``(J, dJ/dtheta)`` from one forward pass, for ``minimize(..., jac=True)``."""
+        theta = check_theta(theta, self.n_params)
+        batch = self.batch(X, y, sample_weight)
+        params = self.layout.unpack(theta)
+        cache = self._forward(params, batch.X)
+        return self._value(params, cache, batch), self._backward(params, cache, batch)
+
+    def objective(self, X: Any, y: Any, sample_weight: Any = None):
+        """An :class:`nncore.objective.Objective` bound to validated data.
+
+        Its ``fun``, ``jac`` and ``fun_and_jac`` share one forward pass per theta.
+        """
+        from .objective import Objective
+
+        return Objective(self, X, y, sample_weight)

@@ -1,0 +1,198 @@
+r"""Gradient verification: compare a gradient with finite differences, scipy and JAX.
+
+Central differences, per coordinate ``i``:
+
+.. math::  \hat g_i = \frac{J(\theta + h_i e_i) - J(\theta - h_i e_i)}{2 h_i},
+           \qquad h_i = \epsilon^{1/3} \max(1, |\theta_i|),
+
+whose truncation error is ``h_i^2 J'''/6`` and rounding error about ``\epsilon |J| / h_i``;
+with ``\epsilon = 2^{-52}`` both are near ``\epsilon^{2/3} \approx 4 \cdot 10^{-11}`` in
+relative terms, which is why the step is ``\epsilon^{1/3}`` and the tolerance
+:data:`FD_RTOL` leaves four orders of magnitude of room above it.
+
+Coordinates whose difference stencil moves a pre-activation of a relu-like layer across
+its kink at ``z = 0`` are not smooth there; they are listed in ``kink_params`` and left out
+of the finite-difference verdict (the JAX comparison still covers them exactly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import check_grad as scipy_check_grad
+
+from ._validation import FloatArray, check_theta
+from .network import MLP
+
+EPS = np.finfo(np.float64).eps
+FD_STEP = EPS ** (1.0 / 3.0)
+"""Relative central-difference step: balances truncation (h^2) and rounding (eps/h)."""
+FD_RTOL = 1e-6
+"""Allowed relative error of the central-difference gradient (expected ~1e-10)."""
+JAX_RTOL = 1e-9
+"""Allowed relative error against the JAX reference (two float64 evaluations of the same
+formulas differ by rounding only, ~1e-14)."""
+
+
+@dataclass
+class GradientReport:
+    """What :func:`check_gradient` found.
+
+    Attributes
+    ----------
+    passed : bool
+        True when every oracle agrees within its tolerance.
+    reasons : list of str
+        Why the verdict is what it is, one line per oracle.
+    check_grad : float
+        ``scipy.optimize.check_grad``: the 2-norm of (gradient - forward differences with
+        step ``sqrt(eps)``), an absolute number; for comparison only.
+    fd_rel_error : float
+        ``||g - g_fd|| / ||g_fd||`` over the coordinates away from kinks (central differences).
+    worst_index, worst_param : int, str
+        The coordinate with the largest ``|g_i - g_fd_i|`` and its name.
+    worst_abs_error : float
+        That largest ``|g_i - g_fd_i|``.
+    jax_rel_error : float or None
+        ``||g - g_jax|| / ||g_jax||``; None when JAX is not installed.
+    kink_params : list of str
+        Coordinates left out of the finite-difference verdict (see module docstring).
+    nfev : int
+        Objective evaluations made by the checks.
+    """
+
+    passed: bool
+    reasons: list[str]
+    check_grad: float
+    fd_rel_error: float
+    worst_index: int
+    worst_param: str
+    worst_abs_error: float
+    jax_rel_error: float | None
+    kink_params: list[str] = field(default_factory=list)
+    nfev: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain Python types (JSON-ready)."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        jax = "n/a (JAX not installed)" if self.jax_rel_error is None else f"{self.jax_rel_error:.2e}"
+        lines = [
+            f"gradient check: {'PASSED' if self.passed else 'FAILED'}",
+            f"  central differences, relative error  {self.fd_rel_error:.2e}  (tol {FD_RTOL:.0e})",
+            f"  worst coordinate                     {self.worst_param}  (|g - fd| = {self.worst_abs_error:.2e})",
+            f"  JAX autodiff, relative error          {jax}  (tol {JAX_RTOL:.0e})",
+            f"  scipy check_grad (absolute norm)      {self.check_grad:.2e}",
+            f"  coordinates at a relu kink            {len(self.kink_params)}",
+            f"  objective evaluations                 {self.nfev}",
+        ]
+        lines += [f"  - {r}" for r in self.reasons]
+        return "\n".join(lines)
+
+
+def _rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    """``||a - b|| / ||b||`` (``||a - b||`` when ``b`` is zero)."""
+    denom = np.linalg.norm(b)
+    diff = np.linalg.norm(a - b)
+    return float(diff / denom) if denom > 0 else float(diff)
+
+
+def _kink_signature(net: MLP, theta: np.ndarray, X: np.ndarray) -> list[np.ndarray]:
+    cache = net.forward(theta, X)
+    return [z > 0 for z, act in zip(cache.Z, net._acts) if act.kink]
+
+
+def central_differences(
+    net: MLP, theta: FloatArray, X: Any, y: Any, sample_weight: Any = None
+) -> tuple[FloatArray, np.ndarray]:
+    """Central-difference gradient of ``net.loss`` and a mask of kink-crossing coordinates.
+
+    Returns
+    -------
+    g_fd : ndarray of shape (n_params,)
+    at_kink : ndarray of bool, shape (n_params,)
+        True where the stencil ``theta +- h_i e_i`` changes the sign pattern of a relu-like
+        layer's pre-activations.
+    """
+    theta = check_theta(theta, net.n_params)
+    batch = net.batch(X, y, sample_weight)
+    has_kink = any(act.kink for act in net._acts)
+    base = _kink_signature(net, theta, batch.X) if has_kink else []
+    g_fd = np.empty(net.n_params)
+    at_kink = np.zeros(net.n_params, dtype=bool)
+    x = theta.copy()
+    for i in range(net.n_params):
+        h = FD_STEP * max(1.0, abs(theta[i]))
+        values = []
+        for sign in (1.0, -1.0):
+            x[i] = theta[i] + sign * h
+            values.append(net.loss(x, batch.X, y, sample_weight))
+            if has_kink and not at_kink[i]:
+                sig = _kink_signature(net, x, batch.X)
+                at_kink[i] = any((s != s0).any() for s, s0 in zip(sig, base))
+        x[i] = theta[i]
+        g_fd[i] = (values[0] - values[1]) / (2.0 * h)
+    return g_fd, at_kink
+
+
+def check_gradient(
+    net: MLP, theta: Any, X: Any, y: Any, sample_weight: Any = None
+) -> GradientReport:
+    """Check ``net.grad`` at ``theta`` against central differences, scipy and JAX.
+
+    Parameters
+    ----------
+    net : MLP
+    theta : ndarray of shape (n_params,)
+    X, y, sample_weight
+        As for :meth:`MLP.loss`.  None of the inputs is modified.
+
+    Returns
+    -------
+    GradientReport
+        ``print(report)`` gives a readable table.
+    """
+    theta = check_theta(theta, net.n_params).copy()
+    batch = net.batch(X, y, sample_weight)
+    g = net.grad(theta, batch.X, y, sample_weight)
+    g_fd, at_kink = central_differences(net, theta, batch.X, y, sample_weight)
+    smooth = ~at_kink
+    fd_err = _rel_error(g[smooth], g_fd[smooth]) if smooth.any() else 0.0
+    abs_err = np.where(smooth, np.abs(g - g_fd), 0.0)
+    worst = int(np.argmax(abs_err))
+    cg = float(scipy_check_grad(net.loss, net.grad, theta, batch.X, y, sample_weight))
+
+    reasons = []
+    passed = fd_err <= FD_RTOL
+    reasons.append(
+        f"central differences {'agree' if passed else 'DISAGREE'}: relative error "
+        f"{fd_err:.2e} {'<=' if passed else '>'} {FD_RTOL:.0e}"
+    )
+    try:
+        from . import jax_reference
+    except ImportError:
+        jax_err = None
+        reasons.append('JAX reference skipped: JAX is not installed (pip install "nncore[jax]")')
+    else:
+        jax_err = _rel_error(g, jax_reference.grad(net, theta, batch.X, y, sample_weight))
+        ok = jax_err <= JAX_RTOL
+        passed = passed and ok
+        reasons.append(
+            f"JAX autodiff {'agrees' if ok else 'DISAGREES'}: relative error "
+            f"{jax_err:.2e} {'<=' if ok else '>'} {JAX_RTOL:.0e}"
+        )
+    return GradientReport(
+        passed=passed,
+        reasons=reasons,
+        check_grad=cg,
+        fd_rel_error=fd_err,
+        worst_index=worst,
+        worst_param=net.param_name(worst),
+        worst_abs_error=float(abs_err[worst]),
+        jax_rel_error=jax_err,
+        kink_params=[net.param_name(i) for i in np.flatnonzero(at_kink)],
+        nfev=2 * net.n_params + net.n_params + 1,
+    )
