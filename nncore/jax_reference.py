@@ -20,9 +20,10 @@ Both settings affect every other user of JAX in the same process.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -226,6 +227,59 @@ def _vector(net, v):
 
 
 # --------------------------------------------------------------------------
+# Compiled transforms.  Eager JAX compiles every primitive anew for each shape,
+# about a second per new architecture; one jit per (structure, transform) and
+# shape costs a few tenths.  XLA's backend optimisation is switched off: it only
+# lengthens compilation for networks this small.
+
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+class _Spec(NamedTuple):
+    """The hashable part of a network description (what the kernels read)."""
+
+    sizes: tuple[int, ...]
+    activations: tuple[str, ...]
+    loss_name: str
+    l2: float
+    n_params: int
+
+
+def _spec(net) -> _Spec:
+    _check_net(net)
+    return _Spec(tuple(int(k) for k in net.sizes), tuple(net.activations), str(net.loss_name),
+                 float(net.l2), int(net.n_params))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(spec: _Spec, kind: str) -> Callable:
+    f = loss_fn(spec)
+    if kind == "value_and_grad":
+        fn = jax.value_and_grad(f)
+    elif kind == "hessp":
+        def fn(t, v, X, Y, w):
+            return jax.jvp(lambda s: jax.grad(f)(s, X, Y, w), (t,), (v,))[1]
+    elif kind == "gnvp":
+        def fn(t, v, X, Y, w):
+            def out_fn(s):
+                return _output(spec, s, X)
+
+            out, u = jax.jvp(out_fn, (t,), (v,))
+            dloss = jax.grad(lambda o: _data_loss_from_output(spec.loss_name, o, Y, w))
+            Hu = jax.jvp(dloss, (out,), (u,))[1]
+            return jax.vjp(out_fn, t)[1](Hu)[0]
+    elif kind == "residuals":
+        def fn(t, X, Y, w):
+            return _residual_fn(spec, X, Y, w)(t)
+    elif kind == "jacobian":
+        def fn(t, X, Y, w):
+            return jax.jacfwd(_residual_fn(spec, X, Y, w))(t)
+    else:  # pragma: no cover
+        raise ValueError(kind)
+    return jax.jit(fn, compiler_options=_FAST_COMPILE)
+
+
+# --------------------------------------------------------------------------
 # Public API
 
 
@@ -260,8 +314,7 @@ def predict(net, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
 def loss(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
          sample_weight: np.ndarray | None = None) -> float:
     """Objective ``J = sum_i w_i l_i / sum_i w_i + 0.5 l2 sum_l ||W_l||_F^2``."""
-    args = _prepare(net, theta, X, y, sample_weight)
-    return float(loss_fn(net)(*args))
+    return loss_and_grad(net, theta, X, y, sample_weight)[0]
 
 
 def grad(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
@@ -274,7 +327,7 @@ def loss_and_grad(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
                   sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """``(J, dJ/dtheta)`` with the gradient of shape (n_params,)."""
     args = _prepare(net, theta, X, y, sample_weight)
-    J, g = jax.value_and_grad(loss_fn(net))(*args)
+    J, g = _compiled(_spec(net), "value_and_grad")(*args)
     return float(J), np.asarray(g, dtype=np.float64)
 
 
@@ -294,9 +347,8 @@ def hessp(net, theta: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray,
     Hv : ndarray, shape (n_params,)
     """
     theta, X, Y, w = _prepare(net, theta, X, y, sample_weight)
-    f = loss_fn(net)
-    g = jax.grad(lambda t: f(t, X, Y, w))
-    return np.asarray(jax.jvp(g, (theta,), (_vector(net, v),))[1], dtype=np.float64)
+    Hv = _compiled(_spec(net), "hessp")(theta, _vector(net, v), X, Y, w)
+    return np.asarray(Hv, dtype=np.float64)
 
 
 def gnvp(net, theta: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray,
@@ -313,14 +365,7 @@ def gnvp(net, theta: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray,
     """
     theta, X, Y, w = _prepare(net, theta, X, y, sample_weight)
     v = _vector(net, v)
-
-    def out_fn(t):
-        return _output(net, t, X)
-
-    out, u = jax.jvp(out_fn, (theta,), (v,))
-    dloss = jax.grad(lambda o: _data_loss_from_output(net.loss_name, o, Y, w))
-    Hu = jax.jvp(dloss, (out,), (u,))[1]
-    Gv = jax.vjp(out_fn, theta)[1](Hu)[0]
+    Gv = _compiled(_spec(net), "gnvp")(theta, v, X, Y, w)
     return np.asarray(Gv, dtype=np.float64) + float(net.l2) * _weight_mask(net) * np.asarray(v)
 
 
@@ -352,12 +397,16 @@ def residuals(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
     -------
     r : ndarray, shape (N * n_out + [l2 > 0] * n_weights,)
     """
+    if net.loss_name != "mse":
+        raise ValueError("residuals/jacobian are defined for the mse loss only")
     theta, X, Y, w = _prepare(net, theta, X, y, sample_weight)
-    return np.asarray(_residual_fn(net, X, Y, w)(theta), dtype=np.float64)
+    return np.asarray(_compiled(_spec(net), "residuals")(theta, X, Y, w), dtype=np.float64)
 
 
 def jacobian(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
              sample_weight: np.ndarray | None = None) -> np.ndarray:
     """Jacobian of :func:`residuals`, shape (len(residuals), n_params)."""
+    if net.loss_name != "mse":
+        raise ValueError("residuals/jacobian are defined for the mse loss only")
     theta, X, Y, w = _prepare(net, theta, X, y, sample_weight)
-    return np.asarray(jax.jacfwd(_residual_fn(net, X, Y, w))(theta), dtype=np.float64)
+    return np.asarray(_compiled(_spec(net), "jacobian")(theta, X, Y, w), dtype=np.float64)

@@ -1,0 +1,142 @@
+"""Hypothesis properties of the hand-derived gradient: against JAX, finite differences,
+scipy's check_grad, and the structure of the objective (weights, permutations)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.optimize import check_grad
+
+from nncore import MLP, check_gradient
+from nncore.testing import SMOOTH_ACTIVATIONS, data, networks, parameters
+from nncore.verify import agree
+
+jax_reference = pytest.importorskip("nncore.jax_reference")
+
+SUM_RTOL = 1e-12
+"""Two summation orders of at most 16 samples differ by a few ulps times log2(16): far
+below 1e-12 relative."""
+FORWARD_DIFF_RTOL = 1e-5
+"""scipy.optimize.check_grad uses forward differences with h = sqrt(eps) ~ 1.5e-8, whose
+truncation error h |J_ii| / 2 plus rounding eps |J| / h is ~1e-8 per unit of curvature;
+1e-5 relative to max(1, ||g||) leaves room for curvatures up to ~1e3."""
+
+
+def rel_error(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), np.finfo(float).tiny)
+
+
+@given(st.data())
+def test_gradient_equals_jax(d):
+    net = d.draw(networks())
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net))
+    J, g = net.loss_and_grad(theta, X, y, w)
+    J_ref, g_ref = jax_reference.loss_and_grad(net, theta, X, y, w)
+    assert agree(g, g_ref, J_ref), rel_error(g, g_ref)
+    assert agree(J, J_ref, J_ref)
+
+
+@given(st.data())
+def test_central_differences_agree_away_from_kinks(d):
+    """Every activation; for relu-like ones the coordinates whose difference stencil moves
+    a pre-activation across 0 are judged by JAX alone (see nncore.verify)."""
+    net = d.draw(networks(hidden_layers=(1, 3)))
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net, samples=(1, 8)))
+    report = check_gradient(net, theta, X, y, w)
+    assert report.passed, str(report)
+    if not any(a in ("relu", "leaky_relu") for a in net.activations):
+        assert report.kink_params == []
+
+
+@given(st.data())
+def test_scipy_check_grad_agrees_on_smooth_activations(d):
+    net = d.draw(networks(activations=SMOOTH_ACTIVATIONS, hidden_layers=(1, 3)))
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net, samples=(1, 8)))
+    g = net.grad(theta, X, y, w)
+    err = check_grad(net.loss, net.grad, theta, X, y, w)
+    assert err <= FORWARD_DIFF_RTOL * max(1.0, np.linalg.norm(g))
+
+
+@given(st.data())
+def test_loss_and_gradient_do_not_depend_on_sample_order(d):
+    net = d.draw(networks())
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net))
+    perm = d.draw(st.permutations(range(X.shape[0])))
+    wp = None if w is None else w[perm]
+    J, g = net.loss_and_grad(theta, X, y, w)
+    Jp, gp = net.loss_and_grad(theta, X[perm], y[perm], wp)
+    assert agree(Jp, J, J, rtol=SUM_RTOL)
+    assert agree(gp, g, J, rtol=SUM_RTOL)
+
+
+@given(st.data())
+def test_gradient_is_weighted_mean_of_per_sample_gradients(d):
+    net = d.draw(networks())
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net, weights=True))
+    omega = w / w.sum()
+    per_sample = [net.grad(theta, X[i : i + 1], y[i : i + 1]) for i in range(X.shape[0])]
+    expected = sum(o * gi for o, gi in zip(omega, per_sample))
+    J, g = net.loss_and_grad(theta, X, y, w)
+    assert agree(g, expected, J, rtol=SUM_RTOL)
+
+
+@given(st.data())
+def test_weights_enter_only_through_their_normalised_values(d):
+    net = d.draw(networks())
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net, weights=True))
+    c = d.draw(st.sampled_from([0.5, 2.0, 1024.0]))  # powers of two scale exactly
+    J, g = net.loss_and_grad(theta, X, y, w)
+    Jc, gc = net.loss_and_grad(theta, X, y, c * w)
+    assert Jc == J
+    np.testing.assert_array_equal(gc, g)
+
+
+def test_zero_weight_drops_the_sample():
+    net = MLP([3, 4, 2], activation="tanh", loss="cross_entropy", l2=0.1)
+    rng = np.random.default_rng(0)
+    theta = net.init(rng)
+    X = rng.standard_normal((5, 3))
+    y = np.array([0, 1, 1, 0, 1])
+    w = np.array([1.0, 2.0, 0.0, 1.0, 3.0])
+    keep = w > 0
+    J, g = net.loss_and_grad(theta, X, y, w)
+    Jk, gk = net.loss_and_grad(theta, X[keep], y[keep], w[keep])
+    assert J == pytest.approx(Jk, rel=SUM_RTOL)
+    np.testing.assert_allclose(g, gk, rtol=SUM_RTOL, atol=1e-15)
+
+
+@given(st.data())
+def test_inputs_are_never_modified(d):
+    net = d.draw(networks())
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net))
+    before = [a.copy() for a in (theta, X, y) + ((w,) if w is not None else ())]
+    net.loss(theta, X, y, w)
+    net.grad(theta, X, y, w)
+    net.loss_and_grad(theta, X, y, w)
+    net.predict(theta, X)
+    net.forward(theta, X)
+    obj = net.objective(X, y, w)
+    obj.fun_and_jac(theta)
+    after = (theta, X, y) + ((w,) if w is not None else ())
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_saturated_logits_stay_finite_and_exact():
+    """bce and cross_entropy are computed from the logits, never from clipped probabilities."""
+    X = np.array([[1.0]])
+    for loss, y, out in (("bce", np.array([0.0]), 1), ("cross_entropy", np.array([1]), 2)):
+        net = MLP([1, out], loss=loss)
+        theta = np.full(net.n_params, 400.0)  # logits 800
+        if loss == "cross_entropy":
+            theta[:] = [800.0, 0.0, 0.0, 0.0]  # z = (800, 0), label 1
+        J, g = net.loss_and_grad(theta, X, y)
+        assert J == pytest.approx(800.0, rel=1e-15)
+        assert np.all(np.isfinite(g)) and np.abs(g).max() == pytest.approx(1.0)
