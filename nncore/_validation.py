@@ -50,9 +50,7 @@ def require_finite(arr: np.ndarray, name: str) -> None:
     if not all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         where = ", ".join(str(int(i)) for i in bad)
-        raise ValueError(
-            f"{name} must be finite, got {arr[tuple(bad)]} at index [{where}]"
-        )
+        raise ValueError(f"{name} must be finite, got {arr[tuple(bad)]} at index [{where}]")
 
 
 def check_theta(theta: Any, n_params: int) -> FloatArray:

@@ -18,8 +18,8 @@ output activation.  Its Jacobian is ``diag(a) - a a^T`` per row, applied by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import special
@@ -120,7 +120,9 @@ def _softplus_d2f(z: Array, a: Array) -> Array:
 
 
 _TABLE = (
-    Activation("identity", lambda z: z, lambda z, a: np.ones_like(z), lambda z, a: np.zeros_like(z)),
+    Activation(
+        "identity", lambda z: z, lambda z, a: np.ones_like(z), lambda z, a: np.zeros_like(z)
+    ),
     Activation("tanh", np.tanh, lambda z, a: 1.0 - a * a, lambda z, a: -2.0 * a * (1.0 - a * a)),
     Activation(
         "sigmoid",

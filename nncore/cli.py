@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.optimize import minimize
@@ -27,6 +27,10 @@ def _median_time(run: Callable[[], object]) -> tuple[float, object]:
         out = run()
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), out
+
+
+def _fmt(values: np.ndarray) -> str:
+    return "[" + " ".join(f"{v:.3f}" for v in values) + "]"
 
 
 def _solved(pred: np.ndarray) -> bool:
@@ -56,8 +60,14 @@ def demo(seed: int | None = None) -> int:
 
     def nncore_run():
         return train(
-            net, XOR_X, XOR_Y, method="CG", theta0=theta0, seed=restart_seed,
-            n_starts=DEMO_STARTS, target=XOR_TARGET,
+            net,
+            XOR_X,
+            XOR_Y,
+            method="CG",
+            theta0=theta0,
+            seed=restart_seed,
+            n_starts=DEMO_STARTS,
+            target=XOR_TARGET,
         )
 
     t_seed, res_seed = _median_time(seed_run)
@@ -73,10 +83,10 @@ def demo(seed: int | None = None) -> int:
         ("", "seed (finite differences)", "nncore (exact gradient)"),
         ("starts run", "1", f"{len(res_nn.start_funs)}"),
         ("loss evaluations", f"{n_seed}", f"{res_nn.total_nfev}"),
-        ("gradient evaluations", f"(in the above: n+1 each)", f"{res_nn.total_njev}"),
+        ("gradient evaluations", "(in the above: n+1 each)", f"{res_nn.total_njev}"),
         ("wall time (median of 5)", f"{1e3 * t_seed:.2f} ms", f"{1e3 * t_nn:.2f} ms"),
         ("final loss", f"{res_seed.fun:.3e}", f"{res_nn.fun:.3e}"),
-        ("predictions", np.array2string(pred_seed, precision=3), np.array2string(pred_nn, precision=3)),
+        ("predictions", _fmt(pred_seed), _fmt(pred_nn)),
         ("solves XOR", "yes" if _solved(pred_seed) else "no", "yes" if _solved(pred_nn) else "no"),
     ]
     for a, b, c in rows:
@@ -89,13 +99,17 @@ def demo(seed: int | None = None) -> int:
             "\nthem, and the gradient vanishes.  See README, 'Why the seed fails half the time'."
         )
     ratio = n_seed / res_nn.total_nfev
-    print(f"\nnncore used {ratio:.1f}x fewer loss evaluations and ran "
-          f"{t_seed / t_nn:.1f}x faster than the finite-difference run.")
+    print(
+        f"\nnncore used {ratio:.1f}x fewer loss evaluations and ran "
+        f"{t_seed / t_nn:.1f}x faster than the finite-difference run."
+    )
     print("\ngradient check at theta0 (hand backprop vs other oracles):")
     jax = "JAX not installed" if report.jax_rel_error is None else f"{report.jax_rel_error:.1e}"
-    print(f"  scipy.optimize.check_grad = {report.check_grad:.1e}   "
-          f"central-difference relative error = {report.fd_rel_error:.1e}   "
-          f"JAX relative error = {jax}   -> {'passed' if report.passed else 'FAILED'}")
+    print(
+        f"  scipy.optimize.check_grad = {report.check_grad:.1e}   "
+        f"central-difference relative error = {report.fd_rel_error:.1e}   "
+        f"JAX relative error = {jax}   -> {'passed' if report.passed else 'FAILED'}"
+    )
     return 0 if _solved(pred_nn) and report.passed else 1
 
 

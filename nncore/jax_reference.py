@@ -32,9 +32,7 @@ try:
     import jax.numpy as jnp
     from jax.scipy.special import erf as _erf
 except ImportError as err:  # pragma: no cover - exercised only without jax
-    raise ImportError(
-        'nncore.jax_reference needs JAX: pip install "nncore[jax]"'
-    ) from err
+    raise ImportError('nncore.jax_reference needs JAX: pip install "nncore[jax]"') from err
 
 jax.config.update("jax_enable_x64", True)
 try:  # pin CPU; harmless failure if a backend is already initialised
@@ -43,8 +41,16 @@ except Exception:  # noqa: BLE001, S110  # pragma: no cover
     pass
 
 __all__ = [
-    "canonical_targets", "gnvp", "grad", "hessp", "jacobian",
-    "loss", "loss_and_grad", "loss_fn", "predict", "residuals",
+    "canonical_targets",
+    "gnvp",
+    "grad",
+    "hessp",
+    "jacobian",
+    "loss",
+    "loss_and_grad",
+    "loss_fn",
+    "predict",
+    "residuals",
 ]
 
 # --------------------------------------------------------------------------
@@ -111,9 +117,9 @@ def _unpack(net, theta):
     """Split flat ``theta`` into ``[(W_l (n_l, n_{l-1}), b_l (n_l,)), ...]``."""
     layers, pos = [], 0
     for o, i in _shapes(net):
-        W = theta[pos:pos + o * i].reshape(o, i)
+        W = theta[pos : pos + o * i].reshape(o, i)
         pos += o * i
-        layers.append((W, theta[pos:pos + o]))
+        layers.append((W, theta[pos : pos + o]))
         pos += o
     return layers
 
@@ -247,19 +253,26 @@ class _Spec(NamedTuple):
 
 def _spec(net) -> _Spec:
     _check_net(net)
-    return _Spec(tuple(int(k) for k in net.sizes), tuple(net.activations), str(net.loss_name),
-                 float(net.l2), int(net.n_params))
+    return _Spec(
+        tuple(int(k) for k in net.sizes),
+        tuple(net.activations),
+        str(net.loss_name),
+        float(net.l2),
+        int(net.n_params),
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(spec: _Spec, kind: str) -> Callable:
     f = loss_fn(spec)
     if kind == "value_and_grad":
         fn = jax.value_and_grad(f)
     elif kind == "hessp":
+
         def fn(t, v, X, Y, w):
             return jax.jvp(lambda s: jax.grad(f)(s, X, Y, w), (t,), (v,))[1]
     elif kind == "gnvp":
+
         def fn(t, v, X, Y, w):
             def out_fn(s):
                 return _output(spec, s, X)
@@ -269,9 +282,11 @@ def _compiled(spec: _Spec, kind: str) -> Callable:
             Hu = jax.jvp(dloss, (out,), (u,))[1]
             return jax.vjp(out_fn, t)[1](Hu)[0]
     elif kind == "residuals":
+
         def fn(t, X, Y, w):
             return _residual_fn(spec, X, Y, w)(t)
     elif kind == "jacobian":
+
         def fn(t, X, Y, w):
             return jax.jacfwd(_residual_fn(spec, X, Y, w))(t)
     else:  # pragma: no cover
@@ -311,28 +326,37 @@ def predict(net, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.asarray(_forward(net, theta, X)[1], dtype=np.float64)
 
 
-def loss(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
-         sample_weight: np.ndarray | None = None) -> float:
+def loss(
+    net, theta: np.ndarray, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> float:
     """Objective ``J = sum_i w_i l_i / sum_i w_i + 0.5 l2 sum_l ||W_l||_F^2``."""
     return loss_and_grad(net, theta, X, y, sample_weight)[0]
 
 
-def grad(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
-         sample_weight: np.ndarray | None = None) -> np.ndarray:
+def grad(
+    net, theta: np.ndarray, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> np.ndarray:
     """Gradient ``dJ/dtheta``, shape (n_params,)."""
     return loss_and_grad(net, theta, X, y, sample_weight)[1]
 
 
-def loss_and_grad(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
-                  sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def loss_and_grad(
+    net, theta: np.ndarray, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     """``(J, dJ/dtheta)`` with the gradient of shape (n_params,)."""
     args = _prepare(net, theta, X, y, sample_weight)
     J, g = _compiled(_spec(net), "value_and_grad")(*args)
     return float(J), np.asarray(g, dtype=np.float64)
 
 
-def hessp(net, theta: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray,
-          sample_weight: np.ndarray | None = None) -> np.ndarray:
+def hessp(
+    net,
+    theta: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
     """Hessian-vector product ``(d^2 J / dtheta^2) v`` (forward-over-reverse).
 
     Parameters
@@ -351,8 +375,14 @@ def hessp(net, theta: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray,
     return np.asarray(Hv, dtype=np.float64)
 
 
-def gnvp(net, theta: np.ndarray, v: np.ndarray, X: np.ndarray, y: np.ndarray,
-         sample_weight: np.ndarray | None = None) -> np.ndarray:
+def gnvp(
+    net,
+    theta: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
     """Gauss-Newton product ``J_out^T H_out J_out v + l2 * v`` (weights only).
 
     The output is ``A_L`` for mse and the logits ``Z_L`` for bce and
@@ -385,8 +415,9 @@ def _residual_fn(net, X, Y, w):
     return r
 
 
-def residuals(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
-              sample_weight: np.ndarray | None = None) -> np.ndarray:
+def residuals(
+    net, theta: np.ndarray, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> np.ndarray:
     """Residual vector ``r`` (mse only) with ``sum(r**2) == J``.
 
     ``r`` is ``sqrt(omega_i / n_out) * (A_L[i, k] - y[i, k])`` flattened
@@ -403,8 +434,9 @@ def residuals(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
     return np.asarray(_compiled(_spec(net), "residuals")(theta, X, Y, w), dtype=np.float64)
 
 
-def jacobian(net, theta: np.ndarray, X: np.ndarray, y: np.ndarray,
-             sample_weight: np.ndarray | None = None) -> np.ndarray:
+def jacobian(
+    net, theta: np.ndarray, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> np.ndarray:
     """Jacobian of :func:`residuals`, shape (len(residuals), n_params)."""
     if net.loss_name != "mse":
         raise ValueError("residuals/jacobian are defined for the mse loss only")

@@ -8,7 +8,7 @@ seed's sizes ``[2, 2, 1]``: ``W1 = p[:4].reshape(2, 2)``, ``b1 = p[4:6]``,
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

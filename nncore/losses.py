@@ -17,8 +17,9 @@ from clipped probabilities, so they stay finite and exact for saturated outputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy import special

@@ -15,7 +15,8 @@ Backprop carries ``D_l = dJ/dZ_l`` (shape ``(N, n_l)``) from the output down:
 from __future__ import annotations
 
 import numbers
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -112,7 +113,15 @@ class MLP:
         sizes = _check_sizes(sizes)
         loss_rec = get_loss(loss)
         n_hidden = len(sizes) - 2
-        names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
+        if isinstance(activation, str):
+            names = [activation] * n_hidden
+        elif isinstance(activation, Sequence):
+            names = list(activation)
+        else:
+            raise TypeError(
+                f"activation must be a name or a sequence of names (strings), "
+                f"got {type(activation).__name__}"
+            )
         if len(names) != n_hidden:
             raise ValueError(
                 f"activation must be one name or {n_hidden} names (one per hidden layer), "
@@ -122,7 +131,8 @@ class MLP:
         for layer, act in enumerate(hidden, start=1):
             if act.name == "softmax":
                 raise ValueError(
-                    f"softmax is allowed only as the output activation, got it in hidden layer {layer}"
+                    "softmax is allowed only as the output activation, "
+                    f"got it in hidden layer {layer}"
                 )
         out = get_activation(loss_rec.default_output if output is None else output)
         if loss_rec.required_output is not None and out.name != loss_rec.required_output:
@@ -202,7 +212,9 @@ class MLP:
         if not (seed is None or isinstance(seed, np.random.Generator)) and (
             isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
         ):
-            raise TypeError(f"seed must be an int or numpy.random.Generator, got {type(seed).__name__}")
+            raise TypeError(
+                f"seed must be an int or numpy.random.Generator, got {type(seed).__name__}"
+            )
         rng = np.random.default_rng(seed)
         theta = np.zeros(self.n_params)
         for (W, _), act in zip(self.layout.unpack(theta), self._acts):
@@ -276,16 +288,16 @@ class MLP:
             D = self._acts[-1].vjp(D, Z_L, A_L)  # D_L = dJ/dZ_L
         g = np.empty(self.n_params)
         grads = self.layout.unpack(g)
-        for l in range(len(params) - 1, -1, -1):  # 0-based: layer l + 1
-            W = params[l][0]
-            gW, gb = grads[l]
-            np.matmul(D.T, cache.A[l], out=gW)  # (n_l, N) @ (N, n_{l-1})
+        for k in range(len(params) - 1, -1, -1):  # 0-based index k: layer l = k + 1
+            W = params[k][0]
+            gW, gb = grads[k]
+            np.matmul(D.T, cache.A[k], out=gW)  # (n_l, N) @ (N, n_{l-1})
             np.sum(D, axis=0, out=gb)
             if self.l2:
                 gW += self.l2 * W
-            if l > 0:  # the input gradient D_1 W_1 is never needed
+            if k > 0:  # the input gradient D_1 W_1 is never needed
                 D = D @ W  # (N, n_l) @ (n_l, n_{l-1})
-                D = self._acts[l - 1].vjp(D, cache.Z[l - 1], cache.A[l])
+                D = self._acts[k - 1].vjp(D, cache.Z[k - 1], cache.A[k])
         return g
 
     # -- public objective --------------------------------------------------------------

@@ -12,15 +12,8 @@ pytest.importorskip("jax")
 from scipy.optimize import approx_fprime
 from scipy.special import erf, expit, log_softmax, softmax
 
-_PKG = pathlib.Path(__file__).resolve().parents[1] / "nncore"
-if (_PKG / "__init__.py").exists():
-    import nncore.jax_reference as jr
-else:  # package not written yet: load the module file on its own
-    _spec = importlib.util.spec_from_file_location("_jax_reference", _PKG / "jax_reference.py")
-    jr = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(jr)
-
-import jax  # after jr, which enables x64
+jr = pytest.importorskip("nncore.jax_reference")  # enables x64 before jax is used here
+import jax  # noqa: E402
 
 SMOOTH = ["identity", "tanh", "sigmoid", "softplus", "gelu", "silu", "elu"]
 
@@ -28,8 +21,9 @@ SMOOTH = ["identity", "tanh", "sigmoid", "softplus", "gelu", "silu", "elu"]
 def make_net(sizes, activations, loss_name="mse", l2=0.0):
     sizes = tuple(sizes)
     n = sum(o * i + o for i, o in zip(sizes[:-1], sizes[1:]))
-    return SimpleNamespace(sizes=sizes, activations=tuple(activations),
-                           loss_name=loss_name, l2=l2, n_params=n)
+    return SimpleNamespace(
+        sizes=sizes, activations=tuple(activations), loss_name=loss_name, l2=l2, n_params=n
+    )
 
 
 def problem(loss_name, hidden="tanh", sizes=(3, 4, 5, 2), l2=0.1, N=7, seed=0, weighted=True):
@@ -58,8 +52,12 @@ def central_grad(f, x, h=1e-6):
     return g
 
 
-ALL = [("mse", h) for h in SMOOTH] + [("bce", "tanh"), ("bce", "gelu"),
-                                      ("cross_entropy", "silu"), ("cross_entropy", "softplus")]
+ALL = [("mse", h) for h in SMOOTH] + [
+    ("bce", "tanh"),
+    ("bce", "gelu"),
+    ("cross_entropy", "silu"),
+    ("cross_entropy", "softplus"),
+]
 
 
 # ---------------------------------------------------------------- hand example
@@ -71,11 +69,15 @@ def test_hand_worked_1_1_1_mse():
     y = np.array([4.0, 10.0])
     # h = 2x - 1 = [1, 3]; yhat = 3h + 0.5 = [3.5, 9.5]; e = [-0.5, -0.5]
     e = np.array([-0.5, -0.5])
-    J = np.mean(e ** 2) + 0.25 * (w1 ** 2 + w2 ** 2)  # 0.25 + 3.25 = 3.5
-    g = np.array([np.mean(2 * e * w2 * X[:, 0]) + 0.5 * w1,  # -4.5 + 1 = -3.5
-                  np.mean(2 * e * w2),                       # -3
-                  np.mean(2 * e * np.array([1.0, 3.0])) + 0.5 * w2,  # -2 + 1.5
-                  np.mean(2 * e)])                           # -1
+    J = np.mean(e**2) + 0.25 * (w1**2 + w2**2)  # 0.25 + 3.25 = 3.5
+    g = np.array(
+        [
+            np.mean(2 * e * w2 * X[:, 0]) + 0.5 * w1,  # -4.5 + 1 = -3.5
+            np.mean(2 * e * w2),  # -3
+            np.mean(2 * e * np.array([1.0, 3.0])) + 0.5 * w2,  # -2 + 1.5
+            np.mean(2 * e),
+        ]
+    )  # -1
     assert J == pytest.approx(3.5)
     np.testing.assert_allclose(g, [-3.5, -3.0, -0.5, -1.0])
     Jr, gr = jr.loss_and_grad(net, theta, X, y)
@@ -88,13 +90,17 @@ def test_hand_worked_1_1_1_mse():
 
 # ------------------------------------------------------- losses vs numpy formulas
 def _numpy_forward(net, theta, X):
-    acts = {"tanh": np.tanh, "sigmoid": expit, "identity": lambda z: z,
-            "gelu": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),
-            "softmax": lambda z: softmax(z, axis=1)}
+    acts = {
+        "tanh": np.tanh,
+        "sigmoid": expit,
+        "identity": lambda z: z,
+        "gelu": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),
+        "softmax": lambda z: softmax(z, axis=1),
+    }
     A, pos = X, 0
     for (i, o), name in zip(zip(net.sizes[:-1], net.sizes[1:]), net.activations):
-        W = theta[pos:pos + o * i].reshape(o, i)
-        b = theta[pos + o * i:pos + o * i + o]
+        W = theta[pos : pos + o * i].reshape(o, i)
+        b = theta[pos + o * i : pos + o * i + o]
         pos += o * i + o
         Z = A @ W.T + b
         A = acts[name](Z)
@@ -113,7 +119,7 @@ def test_loss_matches_numpy_formula(loss_name):
     else:
         li = -np.sum(Y * log_softmax(Z, axis=1), axis=1)
     Ws = [theta[:12], theta[16:36], theta[41:51]]  # sizes (3, 4, 5, 2)
-    J = np.sum(w * li) / np.sum(w) + 0.05 * sum(np.sum(W ** 2) for W in Ws)
+    J = np.sum(w * li) / np.sum(w) + 0.05 * sum(np.sum(W**2) for W in Ws)
     assert jr.loss(net, theta, X, y, w) == pytest.approx(J, rel=1e-13)
     np.testing.assert_allclose(jr.predict(net, theta, X), A, rtol=1e-13)
 
@@ -182,7 +188,7 @@ def test_gnvp_symmetric_psd_and_explicit(loss_name):
     mask = np.zeros(n)
     pos = 0
     for i, o in zip(net.sizes[:-1], net.sizes[1:]):
-        mask[pos:pos + o * i] = 1.0
+        mask[pos : pos + o * i] = 1.0
         pos += o * i + o
     if loss_name == "mse":
         R = jr.jacobian(net, theta, X, y, w)  # includes the l2 rows
@@ -210,13 +216,20 @@ def test_residuals_and_jacobian(l2):
     r = jr.residuals(net, theta, X, y, w)
     n_w = 12 + 20 + 10
     assert r.shape == (7 * 2 + (n_w if l2 > 0 else 0),)
-    assert np.sum(r ** 2) == pytest.approx(jr.loss(net, theta, X, y, w), rel=1e-13)
+    assert np.sum(r**2) == pytest.approx(jr.loss(net, theta, X, y, w), rel=1e-13)
     Jm = jr.jacobian(net, theta, X, y, w)
     assert Jm.shape == (r.size, net.n_params)
     np.testing.assert_allclose(2 * Jm.T @ r, jr.grad(net, theta, X, y, w), rtol=1e-11, atol=1e-13)
-    fd = np.column_stack([(jr.residuals(net, theta + 1e-6 * e, X, y, w)
-                           - jr.residuals(net, theta - 1e-6 * e, X, y, w)) / 2e-6
-                          for e in np.eye(net.n_params)])
+    fd = np.column_stack(
+        [
+            (
+                jr.residuals(net, theta + 1e-6 * e, X, y, w)
+                - jr.residuals(net, theta - 1e-6 * e, X, y, w)
+            )
+            / 2e-6
+            for e in np.eye(net.n_params)
+        ]
+    )
     np.testing.assert_allclose(Jm, fd, rtol=1e-6, atol=1e-8)
 
 
@@ -238,9 +251,10 @@ def test_raw_jax_kink_behaviour_documented():
     assert float(g(lambda z: jax.numpy.minimum(z, 0.0))(0.0)) == 0.5  # tie split
 
 
-@pytest.mark.parametrize("name,f0,d1,d2", [("relu", 0.0, 0.0, 0.0),
-                                            ("leaky_relu", 0.0, 0.01, 0.0),
-                                            ("elu", 0.0, 1.0, 1.0)])
+@pytest.mark.parametrize(
+    "name,f0,d1,d2",
+    [("relu", 0.0, 0.0, 0.0), ("leaky_relu", 0.0, 0.01, 0.0), ("elu", 0.0, 1.0, 1.0)],
+)
 def test_activation_kinks(name, f0, d1, d2):
     f = jr._ACTIVATIONS[name]
     assert float(f(0.0)) == f0
@@ -250,8 +264,9 @@ def test_activation_kinks(name, f0, d1, d2):
         assert np.isfinite(float(jax.grad(f)(z))) and np.isfinite(float(jax.grad(jax.grad(f))(z)))
 
 
-@pytest.mark.parametrize("name,d1,d2", [("relu", 0.0, 0.0), ("leaky_relu", 0.01, 0.0),
-                                        ("elu", 1.0, 1.0)])
+@pytest.mark.parametrize(
+    "name,d1,d2", [("relu", 0.0, 0.0), ("leaky_relu", 0.01, 0.0), ("elu", 1.0, 1.0)]
+)
 def test_kinks_through_network(name, d1, d2):
     # 1-1-1 net, hidden pre-activation exactly 0: Z1 = 1 * 0 + 0
     net = make_net((1, 1, 1), (name, "identity"), "mse")
@@ -269,9 +284,15 @@ def test_kinks_through_network(name, d1, d2):
 
 def test_smooth_activation_values():
     z = np.linspace(-5, 5, 11)
-    ref = {"gelu": 0.5 * z * (1 + erf(z / np.sqrt(2))), "silu": z * expit(z),
-           "softplus": np.log1p(np.exp(z)), "sigmoid": expit(z), "logistic": expit(z),
-           "elu": np.where(z > 0, z, np.expm1(z)), "leaky_relu": np.where(z > 0, z, 0.01 * z)}
+    ref = {
+        "gelu": 0.5 * z * (1 + erf(z / np.sqrt(2))),
+        "silu": z * expit(z),
+        "softplus": np.log1p(np.exp(z)),
+        "sigmoid": expit(z),
+        "logistic": expit(z),
+        "elu": np.where(z > 0, z, np.expm1(z)),
+        "leaky_relu": np.where(z > 0, z, 0.01 * z),
+    }
     for name, r in ref.items():
         np.testing.assert_allclose(np.asarray(jr._ACTIVATIONS[name](z)), r, rtol=1e-14, atol=1e-300)
     assert float(jr._ACTIVATIONS["softplus"](1000.0)) == 1000.0
@@ -279,7 +300,7 @@ def test_smooth_activation_values():
 
 def test_import_error_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", None)
-    spec = importlib.util.spec_from_file_location("_jr_nojax", _PKG / "jax_reference.py")
+    spec = importlib.util.spec_from_file_location("_jr_nojax", pathlib.Path(jr.__file__))
     mod = importlib.util.module_from_spec(spec)
     with pytest.raises(ImportError, match=r'pip install "nncore\[jax\]"'):
         spec.loader.exec_module(mod)
