@@ -73,6 +73,35 @@ class Activation:
         g *= self.df(z, a)
         return g
 
+    def jvp(self, u: Array, z: Array, a: Array) -> Array:
+        r"""The directional derivative :math:`R\{A\} = f'(Z)[U]` for a tangent ``U`` of ``Z``.
+
+        The Jacobian of every activation is symmetric (diagonal, or ``diag(a) - a a^T`` for
+        softmax), so this is :meth:`vjp` on a copy.  Returns a new ``(N, n)`` array.
+        """
+        return self.vjp(u.copy(), z, a)
+
+    def vjp_tangent(self, g: Array, rg: Array, z: Array, a: Array, rz: Array) -> Array:
+        r"""Directional derivative of :meth:`vjp` when ``G`` moves by ``RG`` and ``Z`` by ``RZ``.
+
+        Element-wise: :math:`R\{G \odot f'(Z)\} = RG \odot f'(Z) + G \odot f''(Z) \odot RZ`.
+        Softmax, per row, with :math:`Ra = a \odot (RZ - \langle a, RZ\rangle)`:
+        :math:`Ra \odot (g - \langle g, a\rangle) + a \odot (Rg - \langle Rg, a\rangle
+        - \langle g, Ra\rangle)`.  Returns a new ``(N, n)`` array; inputs are not modified.
+        """
+        if self.name == "identity":
+            return rg.copy()
+        if self.df is None:  # softmax
+            ra = self.jvp(rz, z, a)
+            out = ra * (g - np.einsum("ij,ij->i", g, a)[:, None])
+            out += a * (
+                rg - (np.einsum("ij,ij->i", rg, a) + np.einsum("ij,ij->i", g, ra))[:, None]
+            )
+            return out
+        out = rg * self.df(z, a)
+        out += g * self.d2f(z, a) * rz
+        return out
+
 
 def _relu(z: Array) -> Array:
     return np.maximum(z, 0.0)

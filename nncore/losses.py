@@ -9,7 +9,10 @@ the l2 term, and that assembly is written once, in :mod:`nncore.network`.  A rec
 * ``per_sample(Z, A, Y)``: ``l_i``, shape ``(N,)``;
 * ``output_grad(Z, A, Y)``: ``d l_i / d A_L`` for ``mse``, or ``d l_i / d Z_L`` for the
   losses fused with their output activation (``fused=True``: bce with sigmoid,
-  cross_entropy with softmax), shape ``(N, n_out)``, unweighted.
+  cross_entropy with softmax), shape ``(N, n_out)``, unweighted;
+* ``output_hvp(Z, A, Y, U)``: the Hessian of ``l_i`` with respect to that same output
+  (``A_L`` or ``Z_L``) applied to ``U`` row by row, unweighted: the curvature used by the
+  Hessian- and Gauss-Newton-vector products.  It is positive semi-definite for every loss.
 
 The fused losses are computed from the logits ``Z = Z_L`` (softplus, log-sum-exp), never
 from clipped probabilities, so they stay finite and exact for saturated outputs.
@@ -43,6 +46,7 @@ class Loss:
     targets: Callable[[Any, int, int], Array]
     per_sample: Callable[[Array, Array, Array], Array]
     output_grad: Callable[[Array, Array, Array], Array]
+    output_hvp: Callable[[Array, Array, Array, Array], Array]
 
 
 def _real_targets(y: Any, n_samples: int, n_out: int, loss: str) -> Array:
@@ -119,6 +123,10 @@ def _mse_grad(Z: Array, A: Array, Y: Array) -> Array:
     return G
 
 
+def _mse_hvp(Z: Array, A: Array, Y: Array, U: Array) -> Array:
+    return U * (2.0 / Y.shape[1])  # d^2 l_i / d A_i^2 = (2 / n_out) I
+
+
 # bce: l_i = mean_k softplus(Z_ik) - Y_ik Z_ik;  d l_i / d Z_ik = (sigmoid(Z_ik) - Y_ik) / n_out
 def _bce_per_sample(Z: Array, A: Array, Y: Array) -> Array:
     return np.mean(np.logaddexp(0.0, Z) - Y * Z, axis=1)
@@ -128,6 +136,10 @@ def _bce_grad(Z: Array, A: Array, Y: Array) -> Array:
     D = A - Y  # A = sigmoid(Z)
     D *= 1.0 / Y.shape[1]
     return D
+
+
+def _bce_hvp(Z: Array, A: Array, Y: Array, U: Array) -> Array:
+    return U * (A * (1.0 - A) / Y.shape[1])  # d^2 l_i / d Z_i^2 = diag(s (1 - s)) / n_out
 
 
 # cross_entropy: l_i = -sum_k Y_ik log softmax(Z_i)_k = s_i logsumexp(Z_i) - <Y_i, Z_i>,
@@ -142,9 +154,16 @@ def _cross_entropy_grad(Z: Array, A: Array, Y: Array) -> Array:
     return D
 
 
+def _cross_entropy_hvp(Z: Array, A: Array, Y: Array, U: Array) -> Array:
+    # d^2 l_i / d Z_i^2 = s_i (diag(a_i) - a_i a_i^T)
+    HU = U - np.einsum("ij,ij->i", U, A)[:, None]
+    HU *= A * Y.sum(axis=1)[:, None]
+    return HU
+
+
 _TABLE = (
-    Loss("mse", "identity", None, False, _mse_targets, _mse_per_sample, _mse_grad),
-    Loss("bce", "sigmoid", "sigmoid", True, _bce_targets, _bce_per_sample, _bce_grad),
+    Loss("mse", "identity", None, False, _mse_targets, _mse_per_sample, _mse_grad, _mse_hvp),
+    Loss("bce", "sigmoid", "sigmoid", True, _bce_targets, _bce_per_sample, _bce_grad, _bce_hvp),
     Loss(
         "cross_entropy",
         "softmax",
@@ -153,6 +172,7 @@ _TABLE = (
         _cross_entropy_targets,
         _cross_entropy_per_sample,
         _cross_entropy_grad,
+        _cross_entropy_hvp,
     ),
 )
 

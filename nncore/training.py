@@ -75,7 +75,7 @@ def train(
     >>> net = nncore.MLP([2, 2, 1], activation="tanh", output="sigmoid")
     >>> X = np.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]]); y = np.array([0., 1., 1., 0.])
     >>> res = nncore.train(net, X, y, method="CG", seed=0, n_starts=20, target=1 / 16)
-    >>> bool(res.fun <= 1 / 16), res.history[0] > res.fun
+    >>> bool(res.fun <= 1 / 16), bool(res.history[0] > res.fun)
     (True, True)
     """
     if not isinstance(method, str):
