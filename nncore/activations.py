@@ -94,9 +94,7 @@ class Activation:
         if self.df is None:  # softmax
             ra = self.jvp(rz, z, a)
             out = ra * (g - np.einsum("ij,ij->i", g, a)[:, None])
-            out += a * (
-                rg - (np.einsum("ij,ij->i", rg, a) + np.einsum("ij,ij->i", g, ra))[:, None]
-            )
+            out += a * (rg - (np.einsum("ij,ij->i", rg, a) + np.einsum("ij,ij->i", g, ra))[:, None])
             return out
         out = rg * self.df(z, a)
         out += g * self.d2f(z, a) * rz

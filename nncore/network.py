@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validation import FloatArray, check_sample_weight, check_theta, check_X
+from . import curvature
+from ._validation import FloatArray, check_sample_weight, check_theta, check_vector, check_X
 from .activations import Activation, get_activation
 from .layout import Layout
 from .losses import Loss, get_loss
@@ -274,18 +275,35 @@ class MLP:
             J += 0.5 * self.l2 * sum(np.dot(W.ravel(), W.ravel()) for W, _ in params)
         return float(J)
 
+    def _weigh(self, M: Array, batch: Batch) -> Array:
+        """Multiply row ``i`` of ``M`` by ``omega_i`` (``1/N`` without weights), in place."""
+        if batch.omega is None:
+            M *= 1.0 / M.shape[0]
+        else:
+            M *= batch.omega[:, None]
+        return M
+
     def _backward(
         self, params: list[tuple[Array, Array]], cache: Cache, batch: Batch
     ) -> FloatArray:
         """``dJ/dtheta``, written block by block into views of one flat array."""
         Z_L, A_L = cache.Z[-1], cache.A[-1]
-        D = self._loss.output_grad(Z_L, A_L, batch.Y)  # dl_i/dA_L or dl_i/dZ_L, (N, n_L)
-        if batch.omega is None:
-            D *= 1.0 / D.shape[0]
-        else:
-            D *= batch.omega[:, None]
+        # omega_i dl_i/dA_L, or omega_i dl_i/dZ_L for the fused losses, (N, n_L)
+        D = self._weigh(self._loss.output_grad(Z_L, A_L, batch.Y), batch)
         if not self._loss.fused:
             D = self._acts[-1].vjp(D, Z_L, A_L)  # D_L = dJ/dZ_L
+        return self._backprop(params, cache, D, params)
+
+    def _backprop(
+        self,
+        params: list[tuple[Array, Array]],
+        cache: Cache,
+        D: Array,
+        l2_blocks: list[tuple[Array, Array]],
+    ) -> FloatArray:
+        """Carry ``D_L`` (N, n_L) down the layers: ``D_l^T A_{l-1} + l2 * M_l`` and ``1^T D_l``
+        per layer, with ``M_l`` the weight block of ``l2_blocks`` (``W_l`` for the gradient,
+        ``V_l`` for the Gauss-Newton product).  ``D`` may be overwritten."""
         g = np.empty(self.n_params)
         grads = self.layout.unpack(g)
         for k in range(len(params) - 1, -1, -1):  # 0-based index k: layer l = k + 1
@@ -294,7 +312,7 @@ class MLP:
             np.matmul(D.T, cache.A[k], out=gW)  # (n_l, N) @ (N, n_{l-1})
             np.sum(D, axis=0, out=gb)
             if self.l2:
-                gW += self.l2 * W
+                gW += self.l2 * l2_blocks[k][0]
             if k > 0:  # the input gradient D_1 W_1 is never needed
                 D = D @ W  # (N, n_l) @ (n_l, n_{l-1})
                 D = self._acts[k - 1].vjp(D, cache.Z[k - 1], cache.A[k])
@@ -332,6 +350,64 @@ class MLP:
         params = self.layout.unpack(theta)
         cache = self._forward(params, batch.X)
         return self._value(params, cache, batch), self._backward(params, cache, batch)
+
+    # -- curvature (nncore.curvature) -------------------------------------------------
+    def _prepared(self, theta: Any, X: Any, y: Any, sample_weight: Any):
+        theta = check_theta(theta, self.n_params)
+        batch = self.batch(X, y, sample_weight)
+        params = self.layout.unpack(theta)
+        return params, self._forward(params, batch.X), batch
+
+    def hessp(self, theta: Any, v: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
+        """Exact Hessian-vector product ``(d^2 J / d theta^2) v``, shape ``(n_params,)``.
+
+        Pearlmutter's R-operator: a forward pass of directional derivatives, then the
+        backward pass differentiated along ``v`` (``docs/math.md``).  About two gradient
+        evaluations; never a finite difference, never the full Hessian.  At a relu-like
+        kink the second derivative is taken as 0, the product JAX's autodiff computes.
+        """
+        v = check_vector(v, self.n_params)
+        params, cache, batch = self._prepared(theta, X, y, sample_weight)
+        return curvature.hessp(self, params, cache, batch, v)
+
+    def gnvp(self, theta: Any, v: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
+        """Gauss-Newton (Fisher, for bce and cross_entropy) matrix times ``v``.
+
+        ``J^T H_out J v + l2 V``, with ``J`` the Jacobian of the output (``A_L`` for mse,
+        the logits ``Z_L`` for the fused losses) and ``H_out`` the loss curvature there:
+        positive semi-definite by construction.
+        """
+        v = check_vector(v, self.n_params)
+        params, cache, batch = self._prepared(theta, X, y, sample_weight)
+        return curvature.gnvp(self, params, cache, batch, v)
+
+    def hessian(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
+        """The full, symmetric Hessian ``(n_params, n_params)`` for small networks.
+
+        Built column by column from :meth:`hessp` (one forward pass, ``n_params`` R-passes).
+        """
+        return self.objective(X, y, sample_weight).hess(theta)
+
+    def _require_mse(self, what: str) -> None:
+        if self.loss_name != "mse":
+            raise ValueError(f"{what} is defined for loss 'mse' only, got {self.loss_name!r}")
+
+    def residuals(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
+        """mse residuals ``r`` with ``sum(r**2) == loss(theta, X, y, sample_weight)``.
+
+        ``r[i * n_out + k] = sqrt(omega_i / n_out) (A_L[i, k] - y[i, k])``, then, when
+        ``l2 > 0``, ``sqrt(l2 / 2) W_l.ravel()`` for every layer (biases carry no residual).
+        Shape ``(N * n_out [+ n_weights],)``.
+        """
+        self._require_mse("residuals")
+        params, cache, batch = self._prepared(theta, X, y, sample_weight)
+        return curvature.residuals(self, params, cache, batch)
+
+    def jacobian(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
+        """Jacobian of :meth:`residuals`, shape ``(len(residuals), n_params)``."""
+        self._require_mse("jacobian")
+        params, cache, batch = self._prepared(theta, X, y, sample_weight)
+        return curvature.jacobian(self, params, cache, batch)
 
     def objective(self, X: Any, y: Any, sample_weight: Any = None):
         """An :class:`nncore.objective.Objective` bound to validated data.

@@ -1,4 +1,5 @@
-"""Training through ``scipy.optimize.minimize`` with the exact, fused gradient."""
+"""Training through scipy: every ``minimize`` method that uses derivatives, and
+``least_squares`` for mse, each fed the exact derivatives it can use."""
 
 from __future__ import annotations
 
@@ -7,16 +8,29 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.optimize import OptimizeResult, minimize
+from scipy.optimize import OptimizeResult, least_squares, minimize
 
 from ._validation import check_theta
 from .network import MLP
 from .objective import Objective
 
 FIRST_ORDER_METHODS = ("CG", "BFGS", "L-BFGS-B", "TNC", "SLSQP", "trust-constr")
-"""The scipy methods that need a gradient but no Hessian."""
+"""scipy methods that take the gradient (fused with the loss, ``jac=True``)."""
+HESSP_METHODS = ("Newton-CG", "trust-ncg", "trust-krylov")
+"""scipy methods that also take Hessian-vector products (``hessp=``)."""
+HESS_METHODS = ("trust-exact", "dogleg")
+"""scipy methods that need the full Hessian matrix (``hess=``): small networks only."""
+LEAST_SQUARES_METHODS = ("lm", "trf", "dogbox")
+"""``scipy.optimize.least_squares`` methods, on the residuals of mse."""
+METHODS = FIRST_ORDER_METHODS + HESSP_METHODS + HESS_METHODS + LEAST_SQUARES_METHODS
+CURVATURES = ("exact", "gauss_newton")
 
-_CANONICAL = {m.lower(): m for m in FIRST_ORDER_METHODS}
+_CANONICAL = {m.lower(): m for m in METHODS}
+PD_SHIFT = np.sqrt(np.finfo(np.float64).eps)
+"""dogleg factors its model Hessian with Cholesky and needs it positive definite; nncore
+shifts it by ``tau I`` so that its smallest eigenvalue is at least ``PD_SHIFT * max(1,
+||H||_2)`` (Nocedal & Wright's modified Newton), which bounds the condition number by
+``1 / sqrt(eps)``, far enough from singular for a stable factorisation."""
 
 
 def train(
@@ -31,11 +45,12 @@ def train(
     callback: Callable[[OptimizeResult], Any] | None = None,
     n_starts: int = 1,
     target: float | None = None,
+    curvature: str = "exact",
 ) -> OptimizeResult:
-    """Minimise the network's objective with ``scipy.optimize.minimize``.
+    """Minimise the network's objective with ``scipy.optimize``.
 
-    The data are validated once and the loss and exact gradient come from one forward
-    and one backward pass (``jac=True``).
+    The data are validated once; the loss, gradient and curvature at one theta share one
+    forward pass (:class:`~nncore.objective.Objective`).
 
     Parameters
     ----------
@@ -43,16 +58,24 @@ def train(
     X, y, sample_weight
         As for :meth:`MLP.loss`.
     method : str, default "BFGS"
-        One of ``CG, BFGS, L-BFGS-B, TNC, SLSQP, trust-constr`` (any case).
+        Any case.  First order (``jac=True``): ``CG, BFGS, L-BFGS-B, TNC, SLSQP,
+        trust-constr``.  With Hessian-vector products (``hessp=``): ``Newton-CG,
+        trust-ncg, trust-krylov``.  With the full Hessian (``hess=``, small networks):
+        ``trust-exact, dogleg`` (dogleg's matrix is shifted to be positive definite, see
+        :data:`PD_SHIFT`).  Least squares on the mse residuals
+        (``scipy.optimize.least_squares``): ``lm, trf, dogbox``; ``lm`` (MINPACK) needs at
+        least as many residuals as parameters, so zero rows are appended when there are
+        fewer (they change neither the objective nor the step).
     theta0 : ndarray of shape (n_params,), optional
         First starting point (not modified); by default ``net.init(seed)``.
     seed : int or numpy.random.Generator, optional
         Seeds ``net.init`` for every start not given by ``theta0``.
     options : dict, optional
-        Passed to ``minimize`` as is.
+        Passed to ``minimize`` as ``options``, or to ``least_squares`` as keywords.
     callback : callable, optional
         Called once per iteration as ``callback(intermediate_result)`` with an
-        ``OptimizeResult`` holding ``x`` and ``fun``, for every method.
+        ``OptimizeResult`` holding ``x`` and ``fun`` (the objective), for every method but
+        ``lm``, which MINPACK runs without callbacks.
     n_starts : int, default 1
         Run from up to this many starting points (``theta0``, then ``net.init`` draws)
         and return the best.  Small networks have basins that end on a plateau (the
@@ -60,14 +83,19 @@ def train(
         near certain at a small multiple of the cost.
     target : float, optional
         Stop starting over as soon as a run ends with objective ``<= target``.
+    curvature : {"exact", "gauss_newton"}, default "exact"
+        For the Hessian methods: the exact Hessian (R-operator) or the Gauss-Newton
+        (Fisher) matrix, which is positive semi-definite.
 
     Returns
     -------
     OptimizeResult
-        scipy's result of the best start, plus ``history`` (the objective at its start
-        and after each of its iterations, shape ``(nit + 1,)``), ``start`` (its index),
-        ``start_funs`` (the final objective of every start run) and ``total_nfev``,
-        ``total_njev`` (forward and backward passes over all starts).
+        scipy's result of the best start, with ``fun`` the objective value for every
+        method, plus ``history`` (the objective at its start and after each of its
+        iterations), ``start`` (its index), ``start_funs`` (the final objective of every
+        start), ``nfev``, ``njev``, ``nhev``: the forward passes, backward passes and
+        curvature-vector products of that start as nncore counted them, and
+        ``total_nfev``, ``total_njev``, ``total_nhev``: the same over all starts.
 
     Examples
     --------
@@ -78,27 +106,27 @@ def train(
     >>> bool(res.fun <= 1 / 16), bool(res.history[0] > res.fun)
     (True, True)
     """
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a string, got {type(method).__name__}")
-    if method.lower() not in _CANONICAL:
-        raise ValueError(
-            f"unknown method {method!r}; valid methods are: {', '.join(FIRST_ORDER_METHODS)}"
-        )
-    method = _CANONICAL[method.lower()]
+    method = _check_method(method)
+    if method in LEAST_SQUARES_METHODS and net.loss_name != "mse":
+        raise ValueError(f"method {method!r} needs loss 'mse', got {net.loss_name!r}")
+    if not isinstance(curvature, str) or curvature not in CURVATURES:
+        raise ValueError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
     if isinstance(n_starts, bool) or not isinstance(n_starts, numbers.Integral):
         raise TypeError(f"n_starts must be an int, got {type(n_starts).__name__}")
     if n_starts < 1:
         raise ValueError(f"n_starts must be at least 1, got {n_starts}")
     if target is not None and not np.isfinite(target):
         raise ValueError(f"target must be a finite number or None, got {target}")
-    objective = net.objective(X, y, sample_weight)
     first = None if theta0 is None else check_theta(theta0, net.n_params).copy()
+    batch = net.batch(X, y, sample_weight)  # validate once; every start reuses it
     rng = np.random.default_rng(seed)
 
     results = []
     for k in range(n_starts):
         x0 = first if (k == 0 and first is not None) else net.init(rng)
-        result = _minimize_once(objective, x0, method, options, callback)
+        objective = Objective.from_batch(net, batch)
+        result = _run(objective, x0, method, curvature, options, callback)
+        result.nfev, result.njev, result.nhev = objective.nfev, objective.njev, objective.nhev
         results.append(result)
         if target is not None and result.fun <= target:
             break
@@ -106,42 +134,105 @@ def train(
     result = results[best]
     result.start = best
     result.start_funs = np.array([r.fun for r in results])
-    result.total_nfev = objective.nfev
-    result.total_njev = objective.njev
+    for count in ("nfev", "njev", "nhev"):
+        setattr(result, f"total_{count}", sum(getattr(r, count) for r in results))
     return result
 
 
-def _minimize_once(
+def _check_method(method: Any) -> str:
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string, got {type(method).__name__}")
+    if method.lower() not in _CANONICAL:
+        raise ValueError(f"unknown method {method!r}; valid methods are: {', '.join(METHODS)}")
+    return _CANONICAL[method.lower()]
+
+
+def _run(
     objective: Objective,
     x0: np.ndarray,
     method: str,
+    curvature: str,
     options: dict | None,
     callback: Callable[[OptimizeResult], Any] | None,
 ) -> OptimizeResult:
     history = [objective.fun(x0)]
 
-    def record(intermediate_result: OptimizeResult) -> None:
-        history.append(float(intermediate_result.fun))
+    def record(x: np.ndarray, fun: float) -> None:
+        history.append(float(fun))
         if callback is not None:
-            callback(intermediate_result)
+            callback(OptimizeResult(x=x, fun=fun))
 
-    if method == "TNC":  # scipy calls TNC's callback with x only
-
-        def scipy_callback(xk: np.ndarray) -> None:
-            record(OptimizeResult(x=xk, fun=objective.fun(xk)))
-
+    if method in LEAST_SQUARES_METHODS:
+        result = _least_squares(objective, x0, method, options, record)
     else:
+        kwargs: dict[str, Any] = {}
+        if method in HESSP_METHODS:
+            kwargs["hessp"] = objective.hessp if curvature == "exact" else objective.gnvp
+        elif method == "trust-exact":
+            kwargs["hess"] = lambda x: objective.hess(x, curvature)
+        elif method == "dogleg":
+            kwargs["hess"] = lambda x: _positive_definite(objective.hess(x, curvature))
+        if method == "TNC":  # scipy calls TNC's callback with x only
 
-        def scipy_callback(intermediate_result: OptimizeResult) -> None:
-            record(intermediate_result)
+            def scipy_callback(xk: np.ndarray) -> None:
+                record(xk, objective.fun(xk))
 
-    result = minimize(
-        objective.fun_and_jac,
-        x0,
-        jac=True,
-        method=method,
-        callback=scipy_callback,
-        options=options,
-    )
+        else:
+
+            def scipy_callback(intermediate_result: OptimizeResult) -> None:
+                record(intermediate_result.x, intermediate_result.fun)
+
+        result = minimize(
+            objective.fun_and_jac,
+            x0,
+            jac=True,
+            method=method,
+            callback=scipy_callback,
+            options=options,
+            **kwargs,
+        )
     result.history = np.asarray(history)
+    return result
+
+
+def _positive_definite(H: np.ndarray) -> np.ndarray:
+    """``H + tau I`` with the smallest ``tau >= 0`` giving ``lambda_min >= PD_SHIFT ||H||``."""
+    eig = np.linalg.eigvalsh(H)
+    floor = PD_SHIFT * max(1.0, float(np.abs(eig).max()))
+    if eig[0] < floor:
+        H[np.diag_indices_from(H)] += floor - eig[0]
+    return H
+
+
+def _least_squares(
+    objective: Objective,
+    x0: np.ndarray,
+    method: str,
+    options: dict | None,
+    record: Callable[[np.ndarray, float], None],
+) -> OptimizeResult:
+    n = objective.net.n_params
+    m = len(objective.residuals(x0))
+    pad = max(0, n - m) if method == "lm" else 0  # MINPACK's lm needs m >= n
+
+    def fun(x: np.ndarray) -> np.ndarray:
+        r = objective.residuals(x)
+        return np.concatenate([r, np.zeros(pad)]) if pad else r
+
+    def jac(x: np.ndarray) -> np.ndarray:
+        Jr = objective.jacobian(x)
+        return np.vstack([Jr, np.zeros((pad, n))]) if pad else Jr
+
+    kwargs = dict(options or {})
+    if method != "lm":
+
+        def callback(intermediate_result: OptimizeResult) -> None:
+            record(intermediate_result.x, 2.0 * intermediate_result.cost)
+
+        kwargs["callback"] = callback
+    result = least_squares(fun, x0, jac=jac, method=method, **kwargs)
+    result.residuals = result.fun[:m]
+    result.fun = objective.fun(result.x)  # the objective, sum(r**2), as for every method
+    if method == "lm":
+        record(result.x, result.fun)
     return result

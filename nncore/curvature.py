@@ -1,0 +1,160 @@
+r"""Exact curvature products: Hessian-vector (Pearlmutter's R-operator), Gauss-Newton-vector,
+and the residual form of mse (residuals and their Jacobian) for least squares.
+
+Notation of DESIGN.md and ``docs/math.md``; ``R{.}`` is the directional derivative along
+``v`` (unpacked as ``V_l``, ``v_l``, the same layout as theta).  The R-forward pass, with
+``R{A_0} = 0``:
+
+.. math::  R\{Z_l\} = R\{A_{l-1}\} W_l^T + A_{l-1} V_l^T + 1 v_l^T,
+           \qquad R\{A_l\} = f_l'(Z_l)[R\{Z_l\}],
+
+then the R-backward pass, differentiating every line of backprop:
+
+.. math::  R\{D_{l-1}\} = (R\{D_l\} W_l + D_l V_l) \odot f'(Z_{l-1})
+                           + (D_l W_l) \odot f''(Z_{l-1}) \odot R\{Z_{l-1}\},
+
+           R\{dJ/dW_l\} = R\{D_l\}^T A_{l-1} + D_l^T R\{A_{l-1}\} + \lambda V_l,
+           \qquad R\{dJ/db_l\} = 1^T R\{D_l\}.
+
+The Gauss-Newton product keeps only the curvature of the loss: the R-forward pass gives
+``J v``, the loss Hessian ``H_out`` acts on it, and ordinary backprop carries the result
+back (``J^T``), plus ``lambda V_l``.  Every function here reads the forward cache and never
+computes a finite difference or a full Hessian on the way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._validation import FloatArray
+
+if TYPE_CHECKING:
+    from .network import MLP, Batch, Cache
+
+Array = np.ndarray
+Params = list[tuple[Array, Array]]
+
+
+def r_forward(
+    net: MLP, params: Params, vparams: Params, cache: Cache, need_last_a: bool = True
+) -> tuple[list[Array], list[Array | None]]:
+    """``R{Z_l}`` and ``R{A_l}`` for ``l = 1..L`` (lists indexed ``l - 1``), each ``(N, n_l)``.
+
+    ``R{A_L}`` is skipped (``None``) when ``need_last_a`` is False: the fused losses read
+    ``R{Z_L}`` only.
+    """
+    RZ: list[Array] = []
+    RA: list[Array | None] = []
+    ra_prev = None
+    last = len(params) - 1
+    for k, ((W, _), (VW, vb), act) in enumerate(zip(params, vparams, net._acts)):
+        rz = cache.A[k] @ VW.T  # (N, n_{l-1}) @ (n_{l-1}, n_l)
+        rz += vb
+        if ra_prev is not None:
+            rz += ra_prev @ W.T
+        ra = act.jvp(rz, cache.Z[k], cache.A[k + 1]) if (k < last or need_last_a) else None
+        RZ.append(rz)
+        RA.append(ra)
+        ra_prev = ra
+    return RZ, RA
+
+
+def hessp(net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray) -> FloatArray:
+    """``(d^2 J / d theta^2) v`` by the R-operator; cost about two gradients."""
+    vparams = net.layout.unpack(v)
+    loss, acts = net._loss, net._acts
+    RZ, RA = r_forward(net, params, vparams, cache, need_last_a=not loss.fused)
+    Z_L, A_L = cache.Z[-1], cache.A[-1]
+    if loss.fused:  # D_L = omega dl/dZ_L, R{D_L} = omega H_out R{Z_L}
+        D = net._weigh(loss.output_grad(Z_L, A_L, batch.Y), batch)
+        RD = net._weigh(loss.output_hvp(Z_L, A_L, batch.Y, RZ[-1]), batch)
+    else:  # G_L = omega dl/dA_L, R{G_L} = omega H_out R{A_L}, then through f_L
+        G = net._weigh(loss.output_grad(Z_L, A_L, batch.Y), batch)
+        RG = net._weigh(loss.output_hvp(Z_L, A_L, batch.Y, RA[-1]), batch)
+        RD = acts[-1].vjp_tangent(G, RG, Z_L, A_L, RZ[-1])
+        D = acts[-1].vjp(G, Z_L, A_L)
+    Hv = np.empty(net.n_params)
+    out = net.layout.unpack(Hv)
+    for k in range(len(params) - 1, -1, -1):  # 0-based index k: layer l = k + 1
+        W, VW = params[k][0], vparams[k][0]
+        hW, hb = out[k]
+        np.matmul(RD.T, cache.A[k], out=hW)  # (n_l, N) @ (N, n_{l-1})
+        if k > 0:
+            hW += D.T @ RA[k - 1]  # D_l^T R{A_{l-1}}
+        if net.l2:
+            hW += net.l2 * VW
+        np.sum(RD, axis=0, out=hb)
+        if k > 0:
+            G = D @ W  # dJ/dA_{l-1}, (N, n_{l-1})
+            RG = RD @ W
+            RG += D @ VW
+            RD = acts[k - 1].vjp_tangent(G, RG, cache.Z[k - 1], cache.A[k], RZ[k - 1])
+            D = acts[k - 1].vjp(G, cache.Z[k - 1], cache.A[k])
+    return Hv
+
+
+def gnvp(net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray) -> FloatArray:
+    """Gauss-Newton product ``J^T H_out J v + l2 * V`` (positive semi-definite)."""
+    vparams = net.layout.unpack(v)
+    loss = net._loss
+    RZ, RA = r_forward(net, params, vparams, cache, need_last_a=not loss.fused)
+    Z_L, A_L = cache.Z[-1], cache.A[-1]
+    out_tangent = RZ[-1] if loss.fused else RA[-1]  # J v, w.r.t. Z_L or A_L
+    U = net._weigh(loss.output_hvp(Z_L, A_L, batch.Y, out_tangent), batch)
+    if not loss.fused:
+        U = net._acts[-1].vjp(U, Z_L, A_L)
+    return net._backprop(params, cache, U, vparams)
+
+
+def residual_scale(batch: Batch, n_out: int) -> Array:
+    """``sqrt(omega_i / n_out)``, shape ``(N, 1)``: the weight of sample ``i``'s residuals."""
+    N = batch.X.shape[0]
+    omega = np.full(N, 1.0 / N) if batch.omega is None else batch.omega
+    return np.sqrt(omega / n_out)[:, None]
+
+
+def residuals(net: MLP, params: Params, cache: Cache, batch: Batch) -> FloatArray:
+    """mse residuals ``r`` with ``sum(r**2) == J``.
+
+    ``r = [sqrt(omega_i / n_out) (A_L[i, k] - Y[i, k]) for i, k (C order)]``, followed when
+    ``l2 > 0`` by ``sqrt(l2 / 2) W_l.ravel()`` for every layer.
+    """
+    n_out = net.sizes[-1]
+    parts = [(residual_scale(batch, n_out) * (cache.A[-1] - batch.Y)).ravel()]
+    if net.l2:
+        c = np.sqrt(net.l2 / 2.0)
+        parts += [c * W.ravel() for W, _ in params]
+    return np.concatenate(parts)
+
+
+def jacobian(net: MLP, params: Params, cache: Cache, batch: Batch) -> FloatArray:
+    """``d residuals / d theta``, shape ``(len(residuals), n_params)``.
+
+    Row ``(i, k)`` is ``sqrt(omega_i / n_out) dA_L[i, k] / dtheta``: backprop seeded with
+    output ``k`` of every sample at once, kept per sample (outer products) instead of summed.
+    """
+    N, n_out = batch.Y.shape
+    n_weights = int(net.layout.weight_mask().sum()) if net.l2 else 0
+    Jac = np.zeros((N * n_out + n_weights, net.n_params))
+    rows = Jac[: N * n_out].reshape(N, n_out, net.n_params)
+    scale = residual_scale(batch, n_out)[:, 0]
+    Z_L, A_L = cache.Z[-1], cache.A[-1]
+    for out_k in range(n_out):
+        G = np.zeros((N, n_out))
+        G[:, out_k] = scale
+        D = net._acts[-1].vjp(G, Z_L, A_L)
+        for k in range(len(params) - 1, -1, -1):
+            start = net.layout.starts[k]
+            n_l, n_prev = net.layout.shapes[k]
+            mid = start + n_l * n_prev
+            block = rows[:, out_k, start:mid].reshape(N, n_l, n_prev)
+            np.multiply(D[:, :, None], cache.A[k][:, None, :], out=block)  # per-sample D^T A
+            rows[:, out_k, mid : mid + n_l] = D
+            if k > 0:
+                D = net._acts[k - 1].vjp(D @ params[k][0], cache.Z[k - 1], cache.A[k])
+    if net.l2:
+        mask = net.layout.weight_mask()
+        Jac[N * n_out :, np.flatnonzero(mask)] = np.sqrt(net.l2 / 2.0) * np.eye(n_weights)
+    return Jac

@@ -1,0 +1,119 @@
+"""Hessian-vector, Gauss-Newton-vector, Hessian, residuals and Jacobian: against JAX
+autodiff, and their structure (symmetry, positive semi-definiteness, sum of squares)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from nncore import MLP
+from nncore.testing import data, networks, parameters
+from nncore.verify import EPS, ROUNDING_ATOL, agree
+
+jax_reference = pytest.importorskip("nncore.jax_reference")
+
+SYMMETRY_RTOL = 1e-12
+"""u.Hv and v.Hu are two float64 evaluations of one number: they differ by rounding, a few
+hundred ulps of the terms' size at most."""
+
+
+def directions(net):
+    return hnp.arrays(np.float64, (net.n_params,), elements=st.floats(-1, 1))
+
+
+@given(st.data())
+def test_hessp_equals_jax(d):
+    net = d.draw(networks())
+    theta = d.draw(parameters(net))
+    v = d.draw(directions(net))
+    X, y, w = d.draw(data(net))
+    J = net.loss(theta, X, y, w)
+    Hv = net.hessp(theta, v, X, y, w)
+    assert agree(Hv, jax_reference.hessp(net, theta, v, X, y, w), J)
+
+
+@given(st.data())
+def test_gnvp_equals_jax_and_is_positive_semidefinite(d):
+    net = d.draw(networks())
+    theta = d.draw(parameters(net))
+    v = d.draw(directions(net))
+    X, y, w = d.draw(data(net))
+    J = net.loss(theta, X, y, w)
+    Gv = net.gnvp(theta, v, X, y, w)
+    assert agree(Gv, jax_reference.gnvp(net, theta, v, X, y, w), J)
+    # v.Gv = ||H_out^{1/2} J v||^2 + l2 ||V||^2 >= 0, up to rounding of the terms
+    assert v @ Gv >= -1e3 * EPS * np.abs(v) @ np.abs(Gv)
+
+
+@given(st.data())
+def test_curvature_products_are_symmetric(d):
+    net = d.draw(networks())
+    theta = d.draw(parameters(net))
+    u, v = d.draw(directions(net)), d.draw(directions(net))
+    X, y, w = d.draw(data(net))
+    J = net.loss(theta, X, y, w)
+    # where the terms cancel the exact values are ~0 and only rounding remains: the floor
+    # of nncore.verify.agree, scaled by the size of the directions
+    floor = ROUNDING_ATOL * max(1.0, abs(J)) * np.linalg.norm(u) * np.linalg.norm(v)
+    for product in (net.hessp, net.gnvp):
+        Hv, Hu = product(theta, v, X, y, w), product(theta, u, X, y, w)
+        scale = np.abs(u) @ np.abs(Hv) + np.abs(v) @ np.abs(Hu)
+        assert abs(u @ Hv - v @ Hu) <= SYMMETRY_RTOL * scale + floor
+
+
+@given(st.data())
+def test_residuals_and_jacobian_equal_jax(d):
+    net = d.draw(networks(losses=("mse",)))
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net))
+    J = net.loss(theta, X, y, w)
+    r = net.residuals(theta, X, y, w)
+    assert r @ r == pytest.approx(J, rel=1e-13, abs=1e-300)
+    assert agree(r, jax_reference.residuals(net, theta, X, y, w), J)
+    Jac = net.jacobian(theta, X, y, w)
+    assert agree(Jac.ravel(), jax_reference.jacobian(net, theta, X, y, w).ravel(), J)
+    # the Gauss-Newton matrix of mse is 2 Jac^T Jac, its gradient 2 Jac^T r
+    g = net.grad(theta, X, y, w)
+    assert agree(2.0 * Jac.T @ r, g, J, rtol=1e-12)
+    v = np.linspace(-1.0, 1.0, net.n_params)
+    assert agree(2.0 * Jac.T @ (Jac @ v), net.gnvp(theta, v, X, y, w), J, rtol=1e-12)
+
+
+def test_hessian_is_symmetric_and_matches_products():
+    net = MLP([3, 4, 2], activation="gelu", loss="cross_entropy", l2=0.1)
+    rng = np.random.default_rng(0)
+    theta, X, y = net.init(rng), rng.standard_normal((10, 3)), rng.integers(0, 2, 10)
+    H = net.hessian(theta, X, y)
+    np.testing.assert_array_equal(H, H.T)
+    v = rng.standard_normal(net.n_params)
+    np.testing.assert_allclose(H @ v, net.hessp(theta, v, X, y), rtol=1e-12, atol=1e-14)
+    ref = np.array([jax_reference.hessp(net, theta, e, X, y) for e in np.eye(net.n_params)])
+    np.testing.assert_allclose(H, 0.5 * (ref + ref.T), rtol=1e-10, atol=1e-14)
+
+
+def test_relu_second_derivative_at_the_kink_is_the_one_jax_computes():
+    """A hidden pre-activation exactly 0: relu'' is taken as 0 and relu'(0) = 0, as JAX does."""
+    net = MLP([1, 1, 1], activation="relu")
+    theta = np.array([1.0, 0.0, 1.0, 0.0])  # Z_1 = x * 1 + 0 = 0 at x = 0
+    X, y = np.array([[0.0], [1.0]]), np.array([0.5, 2.0])
+    for v in np.eye(4):
+        np.testing.assert_allclose(
+            net.hessp(theta, v, X, y), jax_reference.hessp(net, theta, v, X, y), atol=1e-15
+        )
+
+
+@pytest.mark.parametrize("method", ["residuals", "jacobian"])
+def test_residual_form_needs_mse(method):
+    net = MLP([2, 3, 2], loss="cross_entropy")
+    with pytest.raises(ValueError, match="defined for loss 'mse' only, got 'cross_entropy'"):
+        getattr(net, method)(net.init(0), np.zeros((2, 2)), np.array([0, 1]))
+
+
+def test_bad_direction_vector():
+    net = MLP([2, 2, 1])
+    theta, X, y = net.init(0), np.zeros((3, 2)), np.zeros(3)
+    with pytest.raises(ValueError, match=r"v must have shape \(9,\), got \(8,\)"):
+        net.hessp(theta, np.zeros(8), X, y)
+    with pytest.raises(ValueError, match="v must be finite"):
+        net.gnvp(theta, np.full(9, np.nan), X, y)
