@@ -1,10 +1,12 @@
+import sys
+
 import numpy as np
 import pytest
-from scipy.optimize import OptimizeResult
+from scipy.optimize import OptimizeResult, minimize
 
 import nncore
 from nncore.seed import XOR_X, XOR_Y, seed_net
-from nncore.training import FIRST_ORDER_METHODS
+from nncore.training import HESS_METHODS, HESSP_METHODS, LEAST_SQUARES_METHODS, METHODS
 
 
 def _blobs(rng, n=60):
@@ -13,17 +15,49 @@ def _blobs(rng, n=60):
     return centers[labels] + 0.7 * rng.standard_normal((n, 2)), labels
 
 
-@pytest.mark.parametrize("method", FIRST_ORDER_METHODS)
-def test_every_method_lowers_the_objective(method):
+@pytest.fixture
+def no_finite_differences(monkeypatch):
+    """Make every finite-difference derivative in scipy.optimize an error."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("scipy fell back on finite differences")
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("scipy.optimize._"):  # the implementation modules
+            for attr in ("approx_derivative", "approx_fprime", "approx_fhess_p"):
+                if hasattr(module, attr):
+                    monkeypatch.setattr(module, attr, forbidden)
+
+
+def test_the_guard_catches_a_finite_difference_hessian(no_finite_differences):
+    net = seed_net()
+    with pytest.raises(AssertionError, match="finite differences"):
+        minimize(net.loss, net.init(0), args=(XOR_X, XOR_Y), jac=net.grad, method="Newton-CG")
+
+
+@pytest.mark.parametrize("curvature", ["exact", "gauss_newton"])
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_lowers_the_objective(method, curvature, no_finite_differences):
     rng = np.random.default_rng(0)
-    problems = [
-        (seed_net(), XOR_X, XOR_Y),
-        (nncore.MLP([2, 5, 3], activation="tanh", loss="cross_entropy", l2=1e-3), *_blobs(rng)),
-    ]
+    problems = [(seed_net(), XOR_X, XOR_Y)]
+    if method not in LEAST_SQUARES_METHODS:
+        net = nncore.MLP([2, 5, 3], activation="tanh", loss="cross_entropy", l2=1e-3)
+        problems.append((net, *_blobs(rng)))
+    else:
+        net = nncore.MLP([3, 6, 1], activation="tanh", l2=1e-3)
+        X = rng.uniform(-1, 1, (40, 3))
+        problems.append((net, X, np.sin(X @ np.array([1.0, -2.0, 0.5]))))
     for net, X, y in problems:
         theta0 = net.init(1)
-        options = {"maxfun": 400} if method == "TNC" else {"maxiter": 200}
-        res = nncore.train(net, X, y, method=method, theta0=theta0, options=options)
+        if method == "TNC":
+            options = {"maxfun": 400}
+        elif method in LEAST_SQUARES_METHODS:
+            options = {"max_nfev": 400}
+        else:
+            options = {"maxiter": 200}
+        res = nncore.train(
+            net, X, y, method=method, theta0=theta0, options=options, curvature=curvature
+        )
         assert isinstance(res, OptimizeResult)
         J0 = net.loss(theta0, X, y)
         assert res.history[0] == J0
@@ -32,6 +66,28 @@ def test_every_method_lowers_the_objective(method):
         # the history follows the iterations and ends at the result
         assert len(res.history) >= 2
         assert res.history[-1] == pytest.approx(res.fun, rel=1e-9, abs=1e-15)
+        assert res.nfev >= 1 and res.njev >= 1
+        if method in HESSP_METHODS + HESS_METHODS:
+            assert res.nhev >= 1  # curvature came from nncore, not from differences
+
+
+def test_lm_works_with_fewer_residuals_than_parameters():
+    """XOR has 4 residuals and 9 parameters; MINPACK needs m >= n: zero rows are appended."""
+    net = seed_net()
+    res = nncore.train(net, XOR_X, XOR_Y, method="lm", seed=4, n_starts=30, target=1 / 16)
+    assert res.fun <= 1 / 16 and len(res.residuals) == 4
+    assert res.fun == pytest.approx(res.residuals @ res.residuals, rel=1e-12)
+
+
+def test_least_squares_needs_mse():
+    net = nncore.MLP([2, 3, 2], loss="cross_entropy")
+    with pytest.raises(ValueError, match="method 'lm' needs loss 'mse', got 'cross_entropy'"):
+        nncore.train(net, np.zeros((3, 2)), np.array([0, 1, 0]), method="lm")
+
+
+def test_bad_curvature_name():
+    with pytest.raises(ValueError, match="curvature must be one of"):
+        nncore.train(seed_net(), XOR_X, XOR_Y, method="trust-ncg", curvature="fisher")
 
 
 def test_history_has_one_entry_per_iteration_and_callback_sees_each():
