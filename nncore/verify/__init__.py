@@ -1,0 +1,514 @@
+r"""Gradient verification for any scalar function, and for nncore networks.
+
+:func:`check_gradient` compares a gradient with independent oracles, each with its own
+error bar (see ``docs/verification.md``):
+
+* central differences per coordinate, ``h_i = eps^(1/3) max(1, |x_i|)``, for ``n`` up to
+  :data:`COORDINATE_LIMIT`; beyond it, ``k`` seeded random unit directions, and a
+  bisection over blocks and halves that finds a bad coordinate in ``O(log n)`` checks;
+* a Taylor test, whose remainder must shrink at rate 2 (rate 1 means a wrong gradient);
+* ``scipy.optimize.check_grad`` as is, for comparison;
+* for networks, the independent JAX implementation (:mod:`nncore.jax_reference`);
+* for a ``hessp``: central differences of the gradient, symmetry, and a Taylor rate of 3.
+
+A coordinate passes when ``|g_i - fd_i| <= FD_RTOL |fd_i| + FD_SAFETY e_i``, with ``e_i``
+the difference's own error estimate: relative where the gradient is large, and down to the
+scheme's truncation and rounding error where it is near zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.optimize import check_grad as scipy_check_grad
+
+from .._validation import as_real_array, require_finite
+from ._report import BlockError, Coordinate, GradientReport
+from ._schemes import (
+    EPS,
+    EVAL_ROUNDING,
+    FD_RTOL,
+    FD_SAFETY,
+    FD_STEP,
+    Counter,
+    coordinates,
+    direction_check,
+    step_for,
+    taylor,
+    unit_direction,
+)
+
+__all__ = [
+    "BlockError",
+    "Coordinate",
+    "GradientReport",
+    "check_gradient",
+    "agree",
+    "COORDINATE_LIMIT",
+    "EPS",
+    "EVAL_ROUNDING",
+    "FD_RTOL",
+    "FD_SAFETY",
+    "FD_STEP",
+    "JAX_RTOL",
+    "ROUNDING_ATOL",
+]
+
+COORDINATE_LIMIT = 2000
+"""Above this many parameters the default mode is random directions plus bisection."""
+N_DIRECTIONS = 8
+"""Random directions checked in directions mode."""
+JAX_RTOL = 1e-9
+"""Allowed relative error against the JAX reference (two float64 evaluations of the same
+formulas differ by rounding only, ~1e-14)."""
+ROUNDING_ATOL = 512 * EPS
+"""Absolute floor, in units of ``max(1, |J|)``, below which two derivatives are equal to
+rounding: where the terms of an entry cancel (a softmax vjp at uniform outputs, a confident
+correct cross-entropy) its exact value is ~0 and both implementations return rounding noise
+of the size of the cancelled terms, for which a relative error means nothing.  512 eps ~
+1.1e-13 covers the few hundred roundings of a small network."""
+SYMMETRY_RTOL = 1e-10
+"""``|u.Hv - v.Hu|`` allowed relative to ``|u|.|Hv| + |v|.|Hu|``: both sides are exact up to
+the rounding of the products."""
+
+
+def agree(a: Any, b: Any, J: float, rtol: float = JAX_RTOL) -> bool:
+    """``||a - b|| <= rtol ||b|| + ROUNDING_ATOL max(1, |J|)``: two evaluations of the same
+    derivative of an objective of value ``J`` agree to ``rtol`` or to rounding."""
+    diff = float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
+    return diff <= rtol * float(np.linalg.norm(b)) + ROUNDING_ATOL * max(1.0, abs(J))
+
+
+def check_gradient(fun: Any, *args: Any, **kwargs: Any) -> GradientReport:
+    """Check a gradient against finite differences, a Taylor test, scipy and JAX.
+
+    Two forms, told apart by the first argument::
+
+        check_gradient(fun, grad, x0, args=(), *, names=None, blocks=None, hessp=None,
+                       rng=None, mode="auto", n_directions=8)
+        check_gradient(net, theta, X, y, sample_weight=None, *, hessp=False, rng=None,
+                       mode="auto", n_directions=8)
+
+    Parameters
+    ----------
+    fun : callable ``fun(x, *args) -> float``, or an :class:`~nncore.MLP`
+    grad : callable ``grad(x, *args) -> ndarray of shape (n,)``
+    x0 : ndarray of shape (n,)
+        The point to check at; never modified (nor are the args).
+    args : tuple
+        Extra arguments of ``fun``, ``grad`` and ``hessp``.
+    names : sequence of str or callable ``names(i) -> str``, optional
+        Names of the coordinates, for the report.
+    blocks : sequence of (str, slice), optional
+        Named groups of coordinates, checked and ranked together.
+    hessp : callable ``hessp(x, v, *args) -> ndarray`` (network form: bool), optional
+        Also check Hessian-vector products (network form: ``net.hessp``).
+    rng : int or numpy.random.Generator, optional
+        Seeds the random directions (default 0: a repeatable check).
+    mode : {"auto", "coordinates", "directions"}
+        ``auto`` checks every coordinate up to :data:`COORDINATE_LIMIT` parameters and
+        random directions with bisection beyond.
+    n_directions : int
+        Random directions in directions mode.
+
+    Network form: ``theta``, ``X``, ``y``, ``sample_weight`` as for ``net.loss``; names and
+    blocks (``layer l: W``, ``layer l: b``) come from the network, coordinates whose
+    difference step crosses a relu-like kink are judged apart, and the gradient is also
+    compared with :mod:`nncore.jax_reference` when JAX is installed.
+
+    Returns
+    -------
+    GradientReport
+        ``report.passed``, ``print(report)`` for a table, ``report.to_dict()``.
+    """
+    from ..network import MLP
+
+    if isinstance(fun, MLP):
+        return _check_network(fun, *args, **kwargs)
+    return _check_function(fun, *args, **kwargs)
+
+
+def _check_network(
+    net: Any,
+    theta: Any,
+    X: Any,
+    y: Any,
+    sample_weight: Any = None,
+    *,
+    hessp: bool = False,
+    rng: int | np.random.Generator | None = None,
+    mode: str = "auto",
+    n_directions: int = N_DIRECTIONS,
+) -> GradientReport:
+    from .._validation import check_theta
+
+    theta = check_theta(theta, net.n_params).copy()
+    objective = net.objective(X, y, sample_weight)
+    batch = objective.batch
+    kink_layers = [k for k, act in enumerate(net._acts) if act.kink]
+
+    def signature(x: np.ndarray) -> list[np.ndarray]:
+        cache = net._forward(net.layout.unpack(x), batch.X)
+        return [cache.Z[k] > 0 for k in kink_layers]
+
+    crosses = None
+    if kink_layers:
+        base = signature(theta)
+
+        def crosses(x: np.ndarray, u: np.ndarray, h: float) -> bool:
+            for point in (x + h * u, x - h * u):
+                if any((s != s0).any() for s, s0 in zip(signature(point), base)):
+                    return True
+            return False
+
+    blocks = []
+    for layer, (start, (n_out, n_in)) in enumerate(
+        zip(net.layout.starts, net.layout.shapes), start=1
+    ):
+        mid = start + n_out * n_in
+        blocks += [
+            (f"layer {layer}: W", slice(start, mid)),
+            (f"layer {layer}: b", slice(mid, mid + n_out)),
+        ]
+
+    jax_grad = None
+    try:
+        from .. import jax_reference
+    except ImportError:
+        jax_reference = None
+    if jax_reference is not None:
+        J_ref, g_ref = jax_reference.loss_and_grad(net, theta, batch.X, y, sample_weight)
+        jax_grad = (J_ref, g_ref)
+        jax_hessp = lambda x, v: jax_reference.hessp(net, x, v, batch.X, y, sample_weight)  # noqa: E731
+
+    report = _check_function(
+        objective.fun,
+        objective.jac,
+        theta,
+        names=net.param_name,
+        blocks=blocks,
+        hessp=objective.hessp if hessp else None,
+        rng=rng,
+        mode=mode,
+        n_directions=n_directions,
+        _crosses_kink=crosses,
+        _jax=jax_grad,
+        _jax_hessp=jax_hessp if (hessp and jax_reference is not None) else None,
+    )
+    if jax_reference is None:
+        report.reasons.append(
+            'JAX reference skipped: JAX is not installed (pip install "nncore[jax]")'
+        )
+    return report
+
+
+def _names(names: Sequence[str] | Callable[[int], str] | None) -> Callable[[int], str]:
+    if names is None:
+        return lambda i: f"x[{i}]"
+    if callable(names):
+        return names
+    seq = list(names)
+    return lambda i: seq[i]
+
+
+def _check_function(
+    fun: Callable[..., float],
+    grad: Callable[..., np.ndarray],
+    x0: Any,
+    args: tuple = (),
+    *,
+    names: Sequence[str] | Callable[[int], str] | None = None,
+    blocks: Sequence[tuple[str, slice]] | None = None,
+    hessp: Callable[..., np.ndarray] | None = None,
+    rng: int | np.random.Generator | None = None,
+    mode: str = "auto",
+    n_directions: int = N_DIRECTIONS,
+    _crosses_kink: Callable | None = None,
+    _jax: tuple[float, np.ndarray] | None = None,
+    _jax_hessp: Callable | None = None,
+) -> GradientReport:
+    if not callable(fun) or not callable(grad):
+        raise TypeError(
+            "check_gradient needs fun and grad callables (or an MLP first), got "
+            f"{type(fun).__name__} and {type(grad).__name__}"
+        )
+    x = as_real_array(x0, "x0")
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"x0 must be a non-empty 1-D array, got shape {x.shape}")
+    require_finite(x, "x0")
+    x = x.copy()  # never a reference to the caller's array
+    if mode not in ("auto", "coordinates", "directions"):
+        raise ValueError(f"mode must be 'auto', 'coordinates' or 'directions', got {mode!r}")
+    if not isinstance(args, tuple):
+        args = (args,)
+    n = x.size
+    name_of = _names(names)
+    rng = np.random.default_rng(0 if rng is None else rng)
+    f = Counter(lambda z: float(fun(z, *args)))
+    gr = Counter(lambda z: np.asarray(grad(z, *args), dtype=np.float64))
+    f0 = f(x)
+    g = gr(x)
+    if g.shape != (n,):
+        raise ValueError(f"grad must return shape ({n},), got {g.shape}")
+    blocks = list(blocks) if blocks is not None else [("all", slice(0, n))]
+    if mode == "auto":
+        mode = "coordinates" if n <= COORDINATE_LIMIT else "directions"
+
+    reasons: list[str] = []
+    passed = True
+    fd_rel = None
+    block_rows: list[BlockError] = []
+    worst: list[Coordinate] = []
+    located = None
+    dir_info = None
+    kink_params: list[str] = []
+
+    if mode == "coordinates":
+        c = coordinates(f, x, g, _crosses_kink)
+        smooth = ~c.at_kink
+        kink_params = [name_of(i) for i in np.flatnonzero(c.at_kink)]
+        if smooth.any():
+            denom = np.linalg.norm(c.fd[smooth])
+            diff = np.linalg.norm((g - c.fd)[smooth])
+            fd_rel = float(diff / denom) if denom > 0 else float(diff)
+        else:
+            fd_rel = 0.0
+        rel = c.rel_error(g)
+        for bname, sl in blocks:
+            idx = np.arange(n)[sl]
+            keep = idx[smooth[idx]]
+            fd_b, g_b = c.fd[keep], g[keep]
+            norm = np.linalg.norm(fd_b)
+            block_rows.append(
+                BlockError(
+                    name=bname,
+                    size=idx.size,
+                    rel_error=float(np.linalg.norm(g_b - fd_b) / norm)
+                    if norm > 0
+                    else float(np.linalg.norm(g_b)),
+                    ratio=float(g_b @ fd_b / norm**2) if norm > 0 else float("nan"),
+                    n_bad=int((~c.ok[idx]).sum()),
+                    passed=bool(c.ok[idx].all()),
+                )
+            )
+        block_rows.sort(key=lambda b: (b.passed, -b.n_bad, -b.rel_error))
+        order = np.lexsort((-np.where(smooth, np.abs(g - c.fd), 0.0), c.ok))
+        worst = [
+            Coordinate(
+                name_of(int(i)),
+                int(i),
+                float(g[i]),
+                float(c.fd[i]),
+                float(c.error[i]),
+                float(rel[i]),
+                bool(c.ok[i]),
+            )
+            for i in order[:10]
+        ]
+        n_bad = int((~c.ok).sum())
+        ok = n_bad == 0
+        passed &= ok
+        reasons.append(
+            f"central differences, every coordinate: {'agree' if ok else 'DISAGREE'} "
+            f"({n_bad} of {n} outside |g - fd| <= {FD_RTOL:.0e} |fd| + {FD_SAFETY:g} x error bar; "
+            f"relative error {fd_rel:.1e})"
+        )
+        if kink_params:
+            reasons.append(
+                f"{len(kink_params)} coordinate(s) move a relu-like pre-activation across 0 "
+                "within the difference step: judged by the other oracles only"
+            )
+    else:
+        checks = []
+        for _ in range(n_directions):
+            u = unit_direction(rng, n)
+            checks.append(direction_check(f, x, g, u, _crosses_kink))
+        bad = [ch for ch in checks if not ch.ok]
+        usable = [ch for ch in checks if not ch.at_kink]
+        dir_info = {
+            "k": len(checks),
+            "failed": len(bad),
+            "at_kink": len(checks) - len(usable),
+            "worst_rel_error": max((ch.rel_error for ch in usable), default=0.0),
+        }
+        # localise: a direction per block, then bisect the worst bad block
+        for bname, sl in blocks:
+            idx = np.arange(n)[sl]
+            ch = direction_check(f, x, g, unit_direction(rng, n, idx), _crosses_kink)
+            block_rows.append(
+                BlockError(bname, idx.size, ch.rel_error, float("nan"), int(not ch.ok), ch.ok)
+            )
+        block_rows.sort(key=lambda b: (b.passed, -b.rel_error))
+        ok = not bad and all(b.passed for b in block_rows)
+        if not ok:
+            located = _bisect(f, x, g, rng, block_rows, blocks, name_of, _crosses_kink)
+        passed &= ok
+        reasons.append(
+            f"{len(checks)} random directions: {'agree' if not bad else 'DISAGREE'} "
+            f"({len(bad)} outside |g.u - fd| <= {FD_RTOL:.0e} |fd| + {FD_SAFETY:g} x error bar; "
+            f"worst relative error {dir_info['worst_rel_error']:.1e}); "
+            f"{sum(not b.passed for b in block_rows)} of {len(block_rows)} blocks fail"
+        )
+
+    # Taylor test along a seeded direction
+    v = unit_direction(rng, n)
+    gv = float(g @ v)
+    h0 = 0.1 * max(1.0, float(np.abs(x).max()))
+
+    def remainder(h: float) -> tuple[float, float]:
+        fh = f(x + h * v)
+        return abs(fh - f0 - h * gv), EVAL_ROUNDING * (abs(fh) + abs(f0)) + EPS * abs(h * gv)
+
+    unusable = (lambda h: _crosses_kink(x, v, h)) if _crosses_kink is not None else None
+    t = taylor(remainder, h0, 2, unusable=unusable)
+    taylor_info = _taylor_dict(t)
+    passed &= t.passed
+    reasons.append(_taylor_reason("Taylor test of the gradient", t))
+
+    # scipy's own check
+    direction = "all" if mode == "coordinates" else "random"
+    cg = float(scipy_check_grad(lambda z: f(z), lambda z: gr(z), x, direction=direction, seed=rng))
+    reasons.append(f"scipy.optimize.check_grad ({direction}): {cg:.1e} (absolute; for comparison)")
+
+    jax_rel = None
+    if _jax is not None:
+        J_ref, g_ref = _jax
+        norm = np.linalg.norm(g_ref)
+        jax_rel = float(np.linalg.norm(g - g_ref) / norm) if norm > 0 else float(np.linalg.norm(g))
+        ok = agree(g, g_ref, J_ref)
+        passed &= ok
+        reasons.append(
+            f"JAX autodiff: {'agrees' if ok else 'DISAGREES'} (relative error {jax_rel:.1e}; "
+            f"tol {JAX_RTOL:.0e}, or rounding below {ROUNDING_ATOL:.0e} max(1, |J|))"
+        )
+
+    hessp_info = None
+    nhev = 0
+    if hessp is not None:
+        hp = Counter(lambda z, w: np.asarray(hessp(z, w, *args), dtype=np.float64))
+        hessp_info, ok, lines = _check_hessp(f, gr, hp, x, f0, g, rng, _jax_hessp)
+        passed &= ok
+        reasons += lines
+        nhev = hp.calls
+
+    return GradientReport(
+        passed=bool(passed),
+        reasons=reasons,
+        n=n,
+        mode=mode,
+        fd_rel_error=fd_rel,
+        blocks=block_rows,
+        worst=worst,
+        located=located,
+        directions=dir_info,
+        taylor=taylor_info,
+        check_grad=cg,
+        jax_rel_error=jax_rel,
+        hessp=hessp_info,
+        kink_params=kink_params,
+        nfev=f.calls,
+        ngev=gr.calls,
+        nhev=nhev,
+    )
+
+
+def _bisect(f, x, g, rng, block_rows, blocks, name_of, crosses) -> str:
+    """Halve the worst failing block until one coordinate is left: ``O(log n)`` checks."""
+    failing = [b.name for b in block_rows if not b.passed]
+    start = failing[0] if failing else block_rows[0].name
+    idx = np.arange(x.size)[dict(blocks)[start]]
+    n = x.size
+    while idx.size > 1:
+        halves = np.array_split(idx, 2)
+        checks = [direction_check(f, x, g, unit_direction(rng, n, h), crosses) for h in halves]
+        bad = [k for k, ch in enumerate(checks) if not ch.ok]
+        if not bad:  # the error lies below the resolution of a half: stop here
+            break
+        idx = halves[max(bad, key=lambda k: checks[k].rel_error)]
+    if idx.size == 1:
+        return name_of(int(idx[0]))
+    return f"{name_of(int(idx[0]))} .. {name_of(int(idx[-1]))}"
+
+
+def _taylor_dict(t) -> dict[str, Any]:
+    return {
+        "h": t.h,
+        "remainder": t.remainder,
+        "noise": t.noise,
+        "expected_rate": t.expected_rate,
+        "rate": t.rate,
+        "used": t.used,
+        "verdict": t.verdict,
+    }
+
+
+def _taylor_reason(what: str, t) -> str:
+    if t.rate is None:
+        return f"{what}: inconclusive (the remainder never rises clear of round-off)"
+
+    lo, hi = t.used
+    return (
+        f"{what}: rate {t.rate:.2f} (expected {t.expected_rate}) over h = "
+        f"{t.h[hi - 1]:.1e}..{t.h[lo]:.1e}: {t.verdict}"
+    )
+
+
+def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp):
+    n = x.size
+    lines = []
+    ok_all = True
+    # central differences of the gradient along v, with the same error bar as for f
+    v = unit_direction(rng, n)
+    Hv = hp(x, v)
+    h = step_for(x)
+    diffs, biggest = [], 0.0
+    for step in (h, 2.0 * h):
+        gp, gm = gr(x + step * v), gr(x - step * v)
+        diffs.append((gp - gm) / (2.0 * step))
+        biggest = max(biggest, float(np.abs(gp).max()), float(np.abs(gm).max()))
+    err = np.abs(diffs[0] - diffs[1]) / 3.0 + EVAL_ROUNDING * biggest / h
+    fd_ok = bool(np.all(np.abs(Hv - diffs[0]) <= FD_RTOL * np.abs(diffs[0]) + FD_SAFETY * err))
+    norm = np.linalg.norm(diffs[0])
+    fd_rel = float(np.linalg.norm(Hv - diffs[0]) / norm) if norm > 0 else float(np.linalg.norm(Hv))
+    ok_all &= fd_ok
+    lines.append(
+        f"Hessian-vector product vs central differences of the gradient: "
+        f"{'agree' if fd_ok else 'DISAGREE'} (relative error {fd_rel:.1e})"
+    )
+    # symmetry u.Hv = v.Hu
+    u = unit_direction(rng, n)
+    Hu = hp(x, u)
+    asym = abs(u @ Hv - v @ Hu)
+    scale = np.abs(u) @ np.abs(Hv) + np.abs(v) @ np.abs(Hu)
+    sym_ok = bool(asym <= SYMMETRY_RTOL * scale + ROUNDING_ATOL * max(1.0, abs(f0)))
+    ok_all &= sym_ok
+    lines.append(
+        f"symmetry |u.Hv - v.Hu| = {asym:.1e} (scale {scale:.1e}): "
+        f"{'ok' if sym_ok else 'ASYMMETRIC'}"
+    )
+    # Taylor test of order 3
+    gv, vHv = float(g @ v), float(v @ Hv)
+    h0 = 0.1 * max(1.0, float(np.abs(x).max()))
+
+    def remainder(hh: float) -> tuple[float, float]:
+        fh = f(x + hh * v)
+        r = abs(fh - f0 - hh * gv - 0.5 * hh * hh * vHv)
+        return r, EVAL_ROUNDING * (abs(fh) + abs(f0)) + EPS * (abs(hh * gv) + abs(hh * hh * vHv))
+
+    t = taylor(remainder, h0, 3)
+    ok_all &= t.passed
+    lines.append(_taylor_reason("Taylor test of the Hessian", t))
+    info = {"fd_rel_error": fd_rel, "asymmetry": float(asym), "taylor": _taylor_dict(t)}
+    if jax_hessp is not None:
+        ref = jax_hessp(x, v)
+        jr = float(np.linalg.norm(Hv - ref) / max(np.linalg.norm(ref), np.finfo(float).tiny))
+        jok = agree(Hv, ref, f0)
+        ok_all &= jok
+        info["jax_rel_error"] = jr
+        lines.append(
+            f"JAX Hessian-vector product: {'agrees' if jok else 'DISAGREES'} "
+            f"(relative error {jr:.1e})"
+        )
+    return info, bool(ok_all), lines

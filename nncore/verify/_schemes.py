@@ -1,0 +1,221 @@
+r"""Difference schemes and their error bars, for any ``f: R^n -> R``.
+
+Every estimate comes with an estimate of its own error, so that a verdict never rests on a
+guessed tolerance:
+
+* central difference with step ``h``: ``D(h) = (f(x + h u) - f(x - h u)) / (2 h)`` has
+  truncation error ``c h^2 + O(h^4)``, so ``|D(h) - D(2h)| / 3`` estimates it; the rounding of
+  the two values adds up to ``EVAL_ROUNDING * max|f| / h``;
+* the Taylor remainder ``|f(x + h v) - f(x) - h g.v|`` is ``O(h^2)`` for the right gradient
+  and ``O(h)`` for a wrong one; the observed rate is read off the smallest steps whose
+  remainder stands clear of round-off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EPS = float(np.finfo(np.float64).eps)
+FD_STEP = EPS ** (1.0 / 3.0)
+"""Relative central-difference step: balances truncation (h^2) and rounding (eps/h)."""
+FD_RTOL = 1e-6
+"""Allowed relative error of a central difference beyond its own error bar."""
+FD_SAFETY = 10.0
+"""How far beyond its own error estimate (truncation by step doubling, plus rounding) a
+central difference may miss before the derivative is blamed."""
+EVAL_ROUNDING = 64 * EPS
+"""Relative rounding error allowed for one float64 evaluation of ``f`` (accumulated over
+the forward pass and the sums); ``EVAL_ROUNDING * |f| / h`` is the rounding floor of a
+central difference with step ``h``."""
+TAYLOR_CLEARANCE = 1e3
+"""A Taylor remainder counts only when it is this many times above its round-off level."""
+
+Vector = np.ndarray
+
+
+class Counter:
+    """Wrap a callable and count its calls."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+        self.calls = 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.fn(*args)
+
+
+def step_for(x: Vector, index: int | None = None) -> float:
+    """``eps^(1/3) * max(1, |x_i|)`` for a coordinate, ``eps^(1/3) * max(1, ||x||_inf)`` for a
+    direction."""
+    scale = abs(x[index]) if index is not None else (np.abs(x).max() if x.size else 0.0)
+    return FD_STEP * max(1.0, float(scale))
+
+
+@dataclass
+class Difference:
+    """A central-difference estimate of a directional derivative and its error bar."""
+
+    value: float
+    error: float
+
+
+def central(f: Callable[[Vector], float], x: Vector, u: Vector, h: float) -> Difference:
+    """``D(h)`` of ``f`` along ``u`` at ``x``, with error ``|D(h) - D(2h)| / 3 + rounding``."""
+    diffs, biggest = [], 0.0
+    for step in (h, 2.0 * h):
+        fp, fm = f(x + step * u), f(x - step * u)
+        diffs.append((fp - fm) / (2.0 * step))
+        biggest = max(biggest, abs(fp), abs(fm))
+    return Difference(diffs[0], abs(diffs[0] - diffs[1]) / 3.0 + EVAL_ROUNDING * biggest / h)
+
+
+def within(estimate: float, exact: float, error: float) -> bool:
+    """``|exact - estimate| <= FD_RTOL |estimate| + FD_SAFETY error``."""
+    return abs(exact - estimate) <= FD_RTOL * abs(estimate) + FD_SAFETY * error
+
+
+@dataclass
+class Coordinates:
+    """Per-coordinate central differences (``O(n)`` evaluations)."""
+
+    fd: Vector
+    error: Vector
+    at_kink: np.ndarray
+    ok: np.ndarray
+
+    def rel_error(self, g: Vector) -> Vector:
+        """``|g_i - fd_i| / |fd_i|`` (inf where fd_i is 0 and g_i is not)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.abs(g - self.fd) / np.abs(self.fd)
+        return np.where(g == self.fd, 0.0, rel)
+
+
+def coordinates(
+    f: Callable[[Vector], float],
+    x: Vector,
+    g: Vector,
+    crosses_kink: Callable[[Vector, Vector, float], bool] | None = None,
+) -> Coordinates:
+    """Central differences ``D_i(h_i)`` along every ``e_i``, ``h_i = eps^(1/3) max(1, |x_i|)``."""
+    n = x.size
+    fd, err = np.empty(n), np.empty(n)
+    at_kink = np.zeros(n, dtype=bool)
+    e = np.zeros(n)
+    for i in range(n):
+        e[i] = 1.0
+        h = step_for(x, i)
+        d = central(f, x, e, h)
+        fd[i], err[i] = d.value, d.error
+        if crosses_kink is not None:
+            at_kink[i] = crosses_kink(x, e, 2.0 * h)
+        e[i] = 0.0
+    ok = np.abs(g - fd) <= FD_RTOL * np.abs(fd) + FD_SAFETY * err
+    return Coordinates(fd, err, at_kink, ok | at_kink)
+
+
+def unit_direction(
+    rng: np.random.Generator, n: int, support: np.ndarray | slice | None = None
+) -> Vector:
+    """A direction uniform on the unit sphere (of the coordinates in ``support``)."""
+    u = np.zeros(n)
+    idx = np.arange(n) if support is None else np.arange(n)[support]
+    w = rng.standard_normal(idx.size)
+    u[idx] = w / np.linalg.norm(w)
+    return u
+
+
+@dataclass
+class DirectionCheck:
+    """One directional comparison ``g.u`` against ``D_u(h)``."""
+
+    exact: float
+    fd: float
+    error: float
+    at_kink: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.at_kink or within(self.fd, self.exact, self.error)
+
+    @property
+    def rel_error(self) -> float:
+        diff = abs(self.exact - self.fd)
+        return diff / abs(self.fd) if self.fd else (0.0 if diff == 0 else float("inf"))
+
+
+def direction_check(
+    f: Callable[[Vector], float],
+    x: Vector,
+    g: Vector,
+    u: Vector,
+    crosses_kink: Callable[[Vector, Vector, float], bool] | None = None,
+) -> DirectionCheck:
+    h = step_for(x)
+    d = central(f, x, u, h)
+    kink = bool(crosses_kink(x, u, 2.0 * h)) if crosses_kink is not None else False
+    return DirectionCheck(float(g @ u), d.value, d.error, kink)
+
+
+@dataclass
+class Taylor:
+    """The Taylor test along one direction: remainders over a geometric sequence of steps."""
+
+    h: Vector
+    remainder: Vector
+    noise: Vector
+    expected_rate: int
+    rate: float | None
+    used: tuple[int, int] | None
+    verdict: str  # "passed", "failed" or "inconclusive"
+    slopes: Vector = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict != "failed"
+
+
+def taylor(
+    remainder: Callable[[float], tuple[float, float]],
+    h0: float,
+    expected_rate: int,
+    steps: int = 28,
+    unusable: Callable[[float], bool] | None = None,
+) -> Taylor:
+    """Run a Taylor test.
+
+    ``remainder(h)`` returns ``(r(h), noise(h))``: the Taylor remainder at step ``h`` and
+    its round-off level.  Steps are ``h0 / 2^k``; the rate is the median slope
+    ``log2(r(h) / r(h / 2))`` over the smallest steps (up to 5 pairs) whose remainders are
+    at least ``TAYLOR_CLEARANCE`` times their round-off.  The verdict passes a rate within
+    0.25 of ``expected_rate`` or above it (a vanishing leading term gives a higher order),
+    fails a rate at or below ``expected_rate - 0.75``, and is inconclusive when fewer than
+    two steps stand clear of round-off (``f`` is of degree ``< expected_rate`` along the
+    direction) or the rate lies in between.  Steps for which ``unusable(h)`` is True (the
+    segment crosses a kink of ``f``) never count.
+    """
+    h = h0 / 2.0 ** np.arange(steps)
+    r, noise = np.empty(steps), np.empty(steps)
+    for k, hk in enumerate(h):
+        r[k], noise[k] = remainder(float(hk))
+    clear = r > TAYLOR_CLEARANCE * noise
+    if unusable is not None:
+        clear &= ~np.array([bool(unusable(float(hk))) for hk in h])
+    pairs = np.flatnonzero(clear[:-1] & clear[1:])
+    slopes = np.log2(r[pairs] / r[pairs + 1]) if pairs.size else np.empty(0)
+    if pairs.size == 0:
+        return Taylor(h, r, noise, expected_rate, None, None, "inconclusive", slopes)
+    tail = pairs[-5:]
+    rate = float(np.median(np.log2(r[tail] / r[tail + 1])))
+    if rate >= expected_rate - 0.25:
+        verdict = "passed"
+    elif rate <= expected_rate - 0.75:
+        verdict = "failed"
+    else:
+        verdict = "inconclusive"
+    return Taylor(
+        h, r, noise, expected_rate, rate, (int(tail[0]), int(tail[-1]) + 1), verdict, slopes
+    )
