@@ -1,4 +1,5 @@
-"""Hypothesis strategies for property tests of network code (needs ``hypothesis``).
+"""Testing helpers: :func:`assert_gradient_close`, and Hypothesis strategies for property
+tests of network code (the strategies need ``hypothesis``).
 
 ``networks()`` draws an :class:`~nncore.MLP` (architecture, activations, loss, l2),
 ``parameters(net)`` a finite flat parameter vector for it and ``data(net)`` a matching
@@ -15,6 +16,8 @@ implementation against nncore::
 
 from __future__ import annotations
 
+from typing import Any
+
 try:
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
@@ -26,6 +29,21 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .losses import LOSSES
 from .network import MLP
+from .verify import check_gradient
+
+
+def assert_gradient_close(fun: Any, *args: Any, **kwargs: Any) -> None:
+    """Raise ``AssertionError`` showing the full report when :func:`nncore.check_gradient`
+    finds an error; takes the same arguments (plain-function or network form).
+
+    >>> import numpy as np
+    >>> from scipy.optimize import rosen, rosen_der
+    >>> assert_gradient_close(rosen, rosen_der, np.array([0.5, -1.0, 2.0]))
+    """
+    report = check_gradient(fun, *args, **kwargs)
+    if not report.passed:
+        raise AssertionError("gradient check failed\n" + str(report))
+
 
 HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
 """Every activation allowed in a hidden layer."""

@@ -21,3 +21,58 @@ def test_console_script_is_installed():
     done = subprocess.run([str(script), "demo", "--seed", "5"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "loss evaluations" in done.stdout
+
+
+def test_check_passes_and_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "taylor.png"
+    code = main(
+        [
+            "check",
+            "--sizes",
+            "3,4,2",
+            "--activation",
+            "gelu",
+            "--loss",
+            "cross_entropy",
+            "--hessp",
+            "--plot",
+            str(png),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "gradient check: PASSED" in out and png.stat().st_size > 10_000
+
+
+def test_check_reads_a_data_file_and_rejects_bad_input(tmp_path, capsys):
+    import numpy as np
+
+    path = tmp_path / "data.npz"
+    rng = np.random.default_rng(0)
+    np.savez(
+        path,
+        X=rng.standard_normal((10, 3)),
+        y=rng.uniform(0, 1, 10),
+        sample_weight=rng.uniform(0.5, 1.5, 10),
+    )
+    assert main(["check", "--sizes", "3,4,1", "--loss", "bce", "--data", str(path)]) == 0
+    assert "10 samples" in capsys.readouterr().out
+    assert main(["check", "--sizes", "2,4,1", "--loss", "bce", "--data", str(path)]) == 2
+    assert "X must have 2 features" in capsys.readouterr().out
+
+
+def test_check_exits_non_zero_when_the_gradient_is_wrong(monkeypatch, capsys):
+    from nncore import MLP
+
+    original = MLP._backward
+
+    def broken(self, params, cache, batch):
+        g = original(self, params, cache, batch)
+        g[0] += 1e-3
+        return g
+
+    monkeypatch.setattr(MLP, "_backward", broken)
+    assert main(["check", "--sizes", "2,3,1"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "layer 1: W[0, 0]" in out
