@@ -85,6 +85,17 @@ class Layout:
         layer, block, pos = self.locate(index)
         return f"layer {layer}: {block}[{', '.join(map(str, pos))}]"
 
+    def blocks(self) -> list[tuple[str, slice]]:
+        """``[("layer 1: W", slice), ("layer 1: b", slice), ...]``: where each block lives."""
+        out = []
+        for layer, (start, (n_out, n_in)) in enumerate(zip(self.starts, self.shapes), start=1):
+            mid = start + n_out * n_in
+            out += [
+                (f"layer {layer}: W", slice(start, mid)),
+                (f"layer {layer}: b", slice(mid, mid + n_out)),
+            ]
+        return out
+
     def weight_mask(self) -> Array:
         """Boolean mask over theta, True on weight entries and False on biases."""
         mask = np.zeros(self.n_params, dtype=bool)

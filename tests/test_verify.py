@@ -98,14 +98,7 @@ def test_planted_bugs_are_caught_by_the_taylor_test_too_when_large():
 
 
 def _blocks():
-    out = []
-    for layer, (start, (n_out, n_in)) in enumerate(zip(NET.layout.starts, NET.layout.shapes), 1):
-        mid = start + n_out * n_in
-        out += [
-            (f"layer {layer}: W", slice(start, mid)),
-            (f"layer {layer}: b", slice(mid, mid + n_out)),
-        ]
-    return out
+    return NET.layout.blocks()
 
 
 def test_network_form_gives_the_same_blocks_and_names():

@@ -163,16 +163,6 @@ def _check_network(
                     return True
             return False
 
-    blocks = []
-    for layer, (start, (n_out, n_in)) in enumerate(
-        zip(net.layout.starts, net.layout.shapes), start=1
-    ):
-        mid = start + n_out * n_in
-        blocks += [
-            (f"layer {layer}: W", slice(start, mid)),
-            (f"layer {layer}: b", slice(mid, mid + n_out)),
-        ]
-
     jax_grad = None
     try:
         from .. import jax_reference
@@ -188,7 +178,7 @@ def _check_network(
         objective.jac,
         theta,
         names=net.param_name,
-        blocks=blocks,
+        blocks=net.layout.blocks(),
         hessp=objective.hessp if hessp else None,
         rng=rng,
         mode=mode,
