@@ -30,7 +30,8 @@ PD_SHIFT = np.sqrt(np.finfo(np.float64).eps)
 """dogleg factors its model Hessian with Cholesky and needs it positive definite; nncore
 shifts it by ``tau I`` so that its smallest eigenvalue is at least ``PD_SHIFT * max(1,
 ||H||_2)`` (Nocedal & Wright's modified Newton), which bounds the condition number by
-``1 / sqrt(eps)``, far enough from singular for a stable factorisation."""
+``1 + 2 / sqrt(eps)`` (``1 + 1 / sqrt(eps)`` for a semi-definite ``H``), far enough from
+singular for a stable factorisation (``docs/math.md``, section 13)."""
 
 
 def train(
@@ -196,7 +197,7 @@ def _run(
 
 
 def _positive_definite(H: np.ndarray) -> np.ndarray:
-    """``H + tau I`` with the smallest ``tau >= 0`` giving ``lambda_min >= PD_SHIFT ||H||``."""
+    """``H + tau I``, smallest ``tau >= 0`` with ``lambda_min >= PD_SHIFT max(1, ||H||_2)``."""
     eig = np.linalg.eigvalsh(H)
     floor = PD_SHIFT * max(1.0, float(np.abs(eig).max()))
     if eig[0] < floor:
