@@ -61,7 +61,9 @@ def r_forward(
     return RZ, RA
 
 
-def hessp(net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray) -> FloatArray:
+def hessp(
+    net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray, with_l2: bool = True
+) -> FloatArray:
     """``(d^2 J / d theta^2) v`` by the R-operator: ``8L - 5`` matrix products (a gradient
     takes ``3L - 1``)."""
     vparams = net.layout.unpack(v)
@@ -84,7 +86,7 @@ def hessp(net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray) -
         np.matmul(RD.T, cache.A[k], out=hW)  # (n_l, N) @ (N, n_{l-1})
         if k > 0:
             hW += D.T @ RA[k - 1]  # D_l^T R{A_{l-1}}
-        if net.l2:
+        if net.l2 and with_l2:
             hW += net.l2 * VW
         np.sum(RD, axis=0, out=hb)
         if k > 0:
@@ -96,7 +98,9 @@ def hessp(net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray) -
     return Hv
 
 
-def gnvp(net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray) -> FloatArray:
+def gnvp(
+    net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray, with_l2: bool = True
+) -> FloatArray:
     """Gauss-Newton product ``J^T H_out J v + l2 * V`` (positive semi-definite)."""
     vparams = net.layout.unpack(v)
     loss = net._loss
@@ -106,7 +110,7 @@ def gnvp(net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray) ->
     U = net._weigh(loss.output_hvp(Z_L, A_L, batch.Y, out_tangent), batch)
     if not loss.fused:
         U = net._acts[-1].vjp(U, Z_L, A_L)
-    return net._backprop(params, cache, U, vparams)
+    return net._backprop(params, cache, U, vparams if with_l2 else None)
 
 
 def residual_scale(batch: Batch, n_out: int) -> Array:

@@ -269,11 +269,20 @@ class MLP:
 
     def _value(self, params: list[tuple[Array, Array]], cache: Cache, batch: Batch) -> float:
         """``J`` from a forward cache: weighted mean of per-sample losses plus the l2 term."""
+        return self._data_value(cache, batch) + self._l2_value(params)
+
+    def _data_value(self, cache: Cache, batch: Batch) -> float:
+        """``sum_i omega_i l_i`` (``mean_i l_i`` without weights)."""
         per_sample = self._loss.per_sample(cache.Z[-1], cache.A[-1], batch.Y)  # (N,)
-        J = np.mean(per_sample) if batch.omega is None else np.dot(batch.omega, per_sample)
-        if self.l2:
-            J += 0.5 * self.l2 * sum(np.dot(W.ravel(), W.ravel()) for W, _ in params)
-        return float(J)
+        if batch.omega is None:
+            return float(np.mean(per_sample))
+        return float(np.dot(batch.omega, per_sample))
+
+    def _l2_value(self, params: list[tuple[Array, Array]]) -> float:
+        """``0.5 * l2 * sum_l ||W_l||_F^2``."""
+        if not self.l2:
+            return 0.0
+        return 0.5 * self.l2 * float(sum(np.dot(W.ravel(), W.ravel()) for W, _ in params))
 
     def _weigh(self, M: Array, batch: Batch) -> Array:
         """Multiply row ``i`` of ``M`` by ``omega_i`` (``1/N`` without weights), in place."""
@@ -284,34 +293,47 @@ class MLP:
         return M
 
     def _backward(
-        self, params: list[tuple[Array, Array]], cache: Cache, batch: Batch
+        self,
+        params: list[tuple[Array, Array]],
+        cache: Cache,
+        batch: Batch,
+        with_l2: bool = True,
+        out: FloatArray | None = None,
     ) -> FloatArray:
-        """``dJ/dtheta``, written block by block into views of one flat array."""
+        """``dJ/dtheta``, written block by block into views of one flat array (added to
+        ``out`` when given)."""
         Z_L, A_L = cache.Z[-1], cache.A[-1]
         # omega_i dl_i/dA_L, or omega_i dl_i/dZ_L for the fused losses, (N, n_L)
         D = self._weigh(self._loss.output_grad(Z_L, A_L, batch.Y), batch)
         if not self._loss.fused:
             D = self._acts[-1].vjp(D, Z_L, A_L)  # D_L = dJ/dZ_L
-        return self._backprop(params, cache, D, params)
+        return self._backprop(params, cache, D, params if with_l2 else None, out)
 
     def _backprop(
         self,
         params: list[tuple[Array, Array]],
         cache: Cache,
         D: Array,
-        l2_blocks: list[tuple[Array, Array]],
+        l2_blocks: list[tuple[Array, Array]] | None,
+        out: FloatArray | None = None,
     ) -> FloatArray:
         """Carry ``D_L`` (N, n_L) down the layers: ``D_l^T A_{l-1} + l2 * M_l`` and ``1^T D_l``
         per layer, with ``M_l`` the weight block of ``l2_blocks`` (``W_l`` for the gradient,
-        ``V_l`` for the Gauss-Newton product).  ``D`` may be overwritten."""
-        g = np.empty(self.n_params)
+        ``V_l`` for the Gauss-Newton product; ``None``: no l2 term).  The result is added to
+        ``out`` when given (chunked evaluation), else written to a new array.  ``D`` may be
+        overwritten."""
+        g = np.empty(self.n_params) if out is None else out
         grads = self.layout.unpack(g)
         for k in range(len(params) - 1, -1, -1):  # 0-based index k: layer l = k + 1
             W = params[k][0]
             gW, gb = grads[k]
-            np.matmul(D.T, cache.A[k], out=gW)  # (n_l, N) @ (N, n_{l-1})
-            np.sum(D, axis=0, out=gb)
-            if self.l2:
+            if out is None:
+                np.matmul(D.T, cache.A[k], out=gW)  # (n_l, N) @ (N, n_{l-1})
+                np.sum(D, axis=0, out=gb)
+            else:
+                gW += D.T @ cache.A[k]
+                gb += np.sum(D, axis=0)
+            if self.l2 and l2_blocks is not None:
                 gW += self.l2 * l2_blocks[k][0]
             if k > 0:  # the input gradient D_1 W_1 is never needed
                 D = D @ W  # (N, n_l) @ (n_l, n_{l-1})
@@ -410,11 +432,20 @@ class MLP:
         params, cache, batch = self._prepared(theta, X, y, sample_weight)
         return curvature.jacobian(self, params, cache, batch)
 
-    def objective(self, X: Any, y: Any, sample_weight: Any = None):
+    def objective(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        chunk_size: int | None = None,
+        n_jobs: int = 1,
+    ):
         """An :class:`nncore.objective.Objective` bound to validated data.
 
-        Its ``fun``, ``jac`` and ``fun_and_jac`` share one forward pass per theta.
+        Its ``fun``, ``jac``, ``fun_and_jac``, ``hessp`` and ``gnvp`` share one forward pass
+        per theta; with ``chunk_size`` they run over chunks of rows in bounded memory (on
+        ``n_jobs`` threads).
         """
         from .objective import Objective
 
-        return Objective(self, X, y, sample_weight)
+        return Objective(self, X, y, sample_weight, chunk_size=chunk_size, n_jobs=n_jobs)

@@ -1,13 +1,21 @@
-"""An objective bound to one data set, sharing the forward pass between fun and jac.
+"""An objective bound to one data set, sharing the forward pass between fun, jac and hessp.
 
-scipy calls ``fun`` and ``jac`` (or the fused ``fun_and_jac``) at the same point many
-times; :class:`Objective` validates the data once, and keeps the forward cache, ``J`` and
-the gradient of the last theta it saw, keyed on a copy of that theta (as scipy's own
-``ScalarFunction`` does: never a reference the caller could change).
+scipy calls ``fun`` and ``jac`` (or the fused ``fun_and_jac``) and ``hessp`` at the same
+point many times; :class:`Objective` validates the data once, and keeps the forward cache,
+``J`` and the gradient of the last theta it saw, keyed on a copy of that theta (as scipy's
+own ``ScalarFunction`` does: never a reference the caller could change).
+
+With ``chunk_size`` the rows are processed in chunks: loss, gradient and curvature products
+are accumulated exactly (the same weighted mean, to round-off) and the working memory is
+``O(chunk_size x widest layer)`` whatever ``N``; no forward cache is kept then.  With
+``n_jobs > 1`` the chunks run on a thread pool, each thread with one BLAS thread
+(threadpoolctl), so that element-wise work uses every core and BLAS does not oversubscribe.
 """
 
 from __future__ import annotations
 
+import numbers
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,18 +28,22 @@ if TYPE_CHECKING:
 
 
 class Objective:
-    """``J(theta)`` and its gradient on fixed data, for ``scipy.optimize.minimize``.
+    """``J(theta)``, its gradient and curvature products on fixed data, for scipy.
 
     Parameters
     ----------
     net : MLP
     X, y, sample_weight
         As for :meth:`MLP.loss`; validated once here.
+    chunk_size : int, optional
+        Process at most this many rows at a time (bounded memory; see the module notes).
+    n_jobs : int, default 1
+        Threads for the chunks (needs ``chunk_size``).
 
     Attributes
     ----------
     nfev : int
-        Number of forward passes (each gives ``J``, and the residuals for mse).
+        Number of forward passes over the data (each gives ``J``, and the residuals for mse).
     njev : int
         Number of backward passes (each gives the gradient, or the residual Jacobian).
     nhev : int
@@ -39,19 +51,40 @@ class Objective:
         ``n_params``).
     """
 
-    def __init__(self, net: MLP, X: Any, y: Any, sample_weight: Any = None) -> None:
-        self._setup(net, net.batch(X, y, sample_weight))
+    def __init__(
+        self,
+        net: MLP,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        chunk_size: int | None = None,
+        n_jobs: int = 1,
+    ) -> None:
+        self._setup(net, net.batch(X, y, sample_weight), chunk_size, n_jobs)
 
     @classmethod
-    def from_batch(cls, net: MLP, batch: Batch) -> Objective:
+    def from_batch(
+        cls, net: MLP, batch: Batch, chunk_size: int | None = None, n_jobs: int = 1
+    ) -> Objective:
         """An objective on data already validated by :meth:`MLP.batch`."""
         self = cls.__new__(cls)
-        self._setup(net, batch)
+        self._setup(net, batch, chunk_size, n_jobs)
         return self
 
-    def _setup(self, net: MLP, batch: Batch) -> None:
+    def _setup(self, net: MLP, batch: Batch, chunk_size: int | None, n_jobs: int) -> None:
+        for name, value in (("chunk_size", chunk_size), ("n_jobs", n_jobs)):
+            if value is None and name == "chunk_size":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if n_jobs > 1 and chunk_size is None:
+            raise ValueError("n_jobs > 1 needs a chunk_size: threads work on chunks of rows")
         self.net = net
         self.batch = batch
+        self.chunks = _split(batch, chunk_size) if chunk_size is not None else None
+        self.n_jobs = n_jobs
         self.nfev = 0
         self.njev = 0
         self.nhev = 0
@@ -60,30 +93,63 @@ class Objective:
         self._cache = None
         self._J: float | None = None
         self._g: FloatArray | None = None
-        self._H = {}
+        self._H: dict[str, FloatArray] = {}
 
+    # -- the point -------------------------------------------------------------------
     def _at(self, theta: Any) -> None:
         theta = check_theta(theta, self.net.n_params)
         if self._theta is not None and np.array_equal(theta, self._theta):
             return
         key = theta.copy()  # never a reference the caller could change
         params = self.net.layout.unpack(key)
-        cache = self.net._forward(params, self.batch.X)
-        J = self.net._value(params, cache, self.batch)
+        if self.chunks is None:
+            cache = self.net._forward(params, self.batch.X)
+            J = self.net._value(params, cache, self.batch)
+            self.nfev += 1
+        else:
+            cache, J = None, None  # computed on demand, chunk by chunk
         self._theta, self._params, self._cache, self._J, self._g = key, params, cache, J, None
-        self._H: dict[str, FloatArray] = {}
-        self.nfev += 1
+        self._H = {}
 
+    def _map(self, work):
+        """``[work(chunk) for chunk in chunks]``, on threads when ``n_jobs > 1``."""
+        if self.n_jobs == 1:
+            return [work(chunk) for chunk in self.chunks]
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            with ThreadPoolExecutor(self.n_jobs) as pool:
+                return list(pool.map(work, self.chunks))  # in chunk order: deterministic
+
+    # -- value and gradient ----------------------------------------------------------
     def fun(self, theta: Any) -> float:
         """``J(theta)``."""
         self._at(theta)
+        if self._J is None:
+            net, params = self.net, self._params
+            parts = self._map(lambda c: net._data_value(net._forward(params, c.X), c))
+            self._J = float(sum(parts)) + net._l2_value(params)
+            self.nfev += 1
         return self._J
 
     def jac(self, theta: Any) -> FloatArray:
         """``dJ/dtheta``, a new array the caller owns."""
         self._at(theta)
         if self._g is None:
-            self._g = self.net._backward(self._params, self._cache, self.batch)
+            net, params = self.net, self._params
+            if self.chunks is None:
+                self._g = net._backward(params, self._cache, self.batch)
+            else:
+
+                def work(c):
+                    cache = net._forward(params, c.X)
+                    return net._data_value(cache, c), net._backward(params, cache, c, False)
+
+                parts = self._map(work)
+                self._J = float(sum(J for J, _ in parts)) + net._l2_value(params)
+                g = np.sum([gc for _, gc in parts], axis=0)
+                self._g = g + net.l2 * net.layout.weight_mask() * self._theta if net.l2 else g
+                self.nfev += 1
             self.njev += 1
         return self._g.copy()
 
@@ -92,43 +158,68 @@ class Objective:
         g = self.jac(theta)
         return self._J, g
 
-    def hessp(self, theta: Any, v: Any) -> FloatArray:
-        """Exact ``(d^2 J / d theta^2) v`` from the cached forward pass (R-operator)."""
+    # -- curvature -------------------------------------------------------------------
+    def _product(self, kind: str, theta: Any, v: Any) -> FloatArray:
         self._at(theta)
         v = check_vector(v, self.net.n_params)
         self.nhev += 1
-        return curvature.hessp(self.net, self._params, self._cache, self.batch, v)
+        product = curvature.hessp if kind == "exact" else curvature.gnvp
+        net, params = self.net, self._params
+        if self.chunks is None:
+            return product(net, params, self._cache, self.batch, v)
+        parts = self._map(lambda c: product(net, params, net._forward(params, c.X), c, v, False))
+        out = np.sum(parts, axis=0)
+        return out + net.l2 * net.layout.weight_mask() * v if net.l2 else out
+
+    def hessp(self, theta: Any, v: Any) -> FloatArray:
+        """Exact ``(d^2 J / d theta^2) v`` from the cached forward pass (R-operator)."""
+        return self._product("exact", theta, v)
 
     def gnvp(self, theta: Any, v: Any) -> FloatArray:
         """Gauss-Newton (Fisher) matrix times ``v`` from the cached forward pass."""
-        self._at(theta)
-        v = check_vector(v, self.net.n_params)
-        self.nhev += 1
-        return curvature.gnvp(self.net, self._params, self._cache, self.batch, v)
+        return self._product("gauss_newton", theta, v)
 
     def hess(self, theta: Any, kind: str = "exact") -> FloatArray:
         """The full Hessian (``kind="exact"``) or Gauss-Newton matrix (``"gauss_newton"``),
         symmetric, shape ``(n_params, n_params)``; built once per theta and kind."""
         self._at(theta)
         if kind not in self._H:
-            product = self.hessp if kind == "exact" else self.gnvp
             n = self.net.n_params
             H = np.empty((n, n))
             e = np.zeros(n)
             for j in range(n):
                 e[j] = 1.0
-                H[:, j] = product(self._theta, e)
+                H[:, j] = self._product(kind, self._theta, e)
                 e[j] = 0.0
             self._H[kind] = 0.5 * (H + H.T)
         return self._H[kind].copy()
 
+    # -- least squares (mse) ---------------------------------------------------------
+    def _whole(self):
+        if self.chunks is not None:
+            raise ValueError("residuals and jacobian hold every row: use no chunk_size")
+        return self.net, self._params, self._cache, self.batch
+
     def residuals(self, theta: Any) -> FloatArray:
         """mse residuals with ``sum(r**2) == J`` (see :meth:`MLP.residuals`)."""
         self._at(theta)
-        return curvature.residuals(self.net, self._params, self._cache, self.batch)
+        return curvature.residuals(*self._whole())
 
     def jacobian(self, theta: Any) -> FloatArray:
         """Jacobian of :meth:`residuals`, shape ``(len(r), n_params)``."""
         self._at(theta)
         self.njev += 1
-        return curvature.jacobian(self.net, self._params, self._cache, self.batch)
+        return curvature.jacobian(*self._whole())
+
+
+def _split(batch: Batch, chunk_size: int) -> list[Batch]:
+    """Chunks of rows, each with its explicit share ``omega_i`` of the weights (``1/N``
+    without weights), so that the sums over chunks are the weighted mean over all rows."""
+    N = batch.X.shape[0]
+    omega = np.full(N, 1.0 / N) if batch.omega is None else batch.omega
+    return [
+        type(batch)(
+            batch.X[s : s + chunk_size], batch.Y[s : s + chunk_size], omega[s : s + chunk_size]
+        )
+        for s in range(0, N, chunk_size)
+    ]

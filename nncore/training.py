@@ -47,6 +47,8 @@ def train(
     n_starts: int = 1,
     target: float | None = None,
     curvature: str = "exact",
+    chunk_size: int | None = None,
+    n_jobs: int = 1,
 ) -> OptimizeResult:
     """Minimise the network's objective with ``scipy.optimize``.
 
@@ -87,6 +89,11 @@ def train(
     curvature : {"exact", "gauss_newton"}, default "exact"
         For the Hessian methods: the exact Hessian (R-operator) or the Gauss-Newton
         (Fisher) matrix, which is positive semi-definite.
+    chunk_size, n_jobs : optional
+        Evaluate over chunks of at most ``chunk_size`` rows, on ``n_jobs`` threads: the
+        same objective to round-off, in memory bounded by the chunk (see
+        :class:`~nncore.objective.Objective`).  Not for the least-squares methods, whose
+        Jacobian holds every row.
 
     Returns
     -------
@@ -110,6 +117,8 @@ def train(
     method = _check_method(method)
     if method in LEAST_SQUARES_METHODS and net.loss_name != "mse":
         raise ValueError(f"method {method!r} needs loss 'mse', got {net.loss_name!r}")
+    if method in LEAST_SQUARES_METHODS and chunk_size is not None:
+        raise ValueError(f"method {method!r} needs every row at once: chunk_size must be None")
     if not isinstance(curvature, str) or curvature not in CURVATURES:
         raise ValueError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
     if isinstance(n_starts, bool) or not isinstance(n_starts, numbers.Integral):
@@ -125,7 +134,7 @@ def train(
     results = []
     for k in range(n_starts):
         x0 = first if (k == 0 and first is not None) else net.init(rng)
-        objective = Objective.from_batch(net, batch)
+        objective = Objective.from_batch(net, batch, chunk_size, n_jobs)
         result = _run(objective, x0, method, curvature, options, callback)
         result.nfev, result.njev, result.nhev = objective.nfev, objective.njev, objective.nhev
         results.append(result)
