@@ -115,7 +115,13 @@ class Objective:
         """``[work(chunk) for chunk in chunks]``, on threads when ``n_jobs > 1``."""
         if self.n_jobs == 1:
             return [work(chunk) for chunk in self.chunks]
-        from threadpoolctl import threadpool_limits
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError as err:  # pragma: no cover - exercised only without it
+            raise ImportError(
+                'n_jobs > 1 needs threadpoolctl to keep BLAS to one thread per worker: '
+                'pip install "nncore[threads]"'
+            ) from err
 
         with threadpool_limits(1, user_api="blas"):
             with ThreadPoolExecutor(self.n_jobs) as pool:
