@@ -7,6 +7,7 @@ message says what was expected and what arrived.  Nothing here modifies its inpu
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ def all_finite(arr: np.ndarray) -> bool:
     (which may also be overflow of huge finite entries) needs the element-wise test.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.sum(arr)):
+        if math.isfinite(arr.sum()):
             return True
     return bool(np.isfinite(arr).all())
 
@@ -58,7 +59,10 @@ def check_theta(theta: Any, n_params: int) -> FloatArray:
 
     Returns a C-contiguous float64 array (the input itself when it already is one).
     """
-    arr = as_real_array(theta, "theta")
+    if type(theta) is np.ndarray and theta.dtype == np.float64:  # the hot path: no conversion
+        arr = theta
+    else:
+        arr = as_real_array(theta, "theta")
     if arr.shape != (n_params,):
         raise ValueError(f"theta must have shape ({n_params},), got {arr.shape}")
     require_finite(arr, "theta")

@@ -274,8 +274,8 @@ class MLP:
     def _data_value(self, cache: Cache, batch: Batch) -> float:
         """``sum_i omega_i l_i`` (``mean_i l_i`` without weights)."""
         per_sample = self._loss.per_sample(cache.Z[-1], cache.A[-1], batch.Y)  # (N,)
-        if batch.omega is None:
-            return float(np.mean(per_sample))
+        if batch.omega is None:  # the mean as np.mean computes it: the sum, then / N
+            return float(per_sample.sum() / per_sample.shape[0])
         return float(np.dot(batch.omega, per_sample))
 
     def _l2_value(self, params: list[tuple[Array, Array]]) -> float:
@@ -329,10 +329,10 @@ class MLP:
             gW, gb = grads[k]
             if out is None:
                 np.matmul(D.T, cache.A[k], out=gW)  # (n_l, N) @ (N, n_{l-1})
-                np.sum(D, axis=0, out=gb)
+                np.add.reduce(D, axis=0, out=gb)
             else:
                 gW += D.T @ cache.A[k]
-                gb += np.sum(D, axis=0)
+                gb += np.add.reduce(D, axis=0)
             if self.l2 and l2_blocks is not None:
                 gW += self.l2 * l2_blocks[k][0]
             if k > 0:  # the input gradient D_1 W_1 is never needed

@@ -98,7 +98,7 @@ class Objective:
     # -- the point -------------------------------------------------------------------
     def _at(self, theta: Any) -> None:
         theta = check_theta(theta, self.net.n_params)
-        if self._theta is not None and np.array_equal(theta, self._theta):
+        if self._theta is not None and not (theta != self._theta).any():
             return
         key = theta.copy()  # never a reference the caller could change
         params = self.net.layout.unpack(key)
