@@ -119,7 +119,7 @@ class Objective:
             from threadpoolctl import threadpool_limits
         except ImportError as err:  # pragma: no cover - exercised only without it
             raise ImportError(
-                'n_jobs > 1 needs threadpoolctl to keep BLAS to one thread per worker: '
+                "n_jobs > 1 needs threadpoolctl to keep BLAS to one thread per worker: "
                 'pip install "nncore[threads]"'
             ) from err
 

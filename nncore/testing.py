@@ -29,7 +29,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .losses import LOSSES
 from .network import MLP
-from .verify import check_gradient
+from .verify import KINK_ROUNDING, check_gradient, near_kink  # noqa: F401 (re-exported)
 
 
 def assert_gradient_close(fun: Any, *args: Any, **kwargs: Any) -> None:
@@ -50,30 +50,6 @@ HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
 SMOOTH_ACTIVATIONS = tuple(name for name in HIDDEN_ACTIVATIONS if not ACTIVATIONS[name].kink)
 """Hidden activations whose first derivative is continuous (finite differences are exact to
 O(h^2) everywhere)."""
-
-
-KINK_ROUNDING = 1e3
-"""A relu-like pre-activation within ``KINK_ROUNDING * eps`` times the size of its terms of 0
-may land on either side of the kink depending on the order of summation."""
-
-
-def near_kink(net: MLP, theta: np.ndarray, X: np.ndarray) -> bool:
-    """True when a pre-activation of a relu-like layer lies within rounding of its kink.
-
-    ``|Z_l| <= KINK_ROUNDING * eps * (|A_{l-1}| |W_l|^T + |b_l|)`` with nonzero terms: two
-    correct implementations that sum in different orders (nncore's ``(W A^T)^T``, JAX's
-    ``A W^T``) can then take different branches and legitimately disagree.  Property tests
-    against an independent implementation discard such points (``hypothesis.assume``); exact
-    zeros of every term are kept.
-    """
-    cache = net.forward(theta, X)
-    eps = np.finfo(np.float64).eps
-    for k, ((W, b), act) in enumerate(zip(net.unpack(theta), net._acts)):
-        if act.kink:
-            size = np.abs(cache.A[k]) @ np.abs(W).T + np.abs(b)
-            if ((np.abs(cache.Z[k]) <= KINK_ROUNDING * eps * size) & (size > 0)).any():
-                return True
-    return False
 
 
 def _finite(bound: float) -> st.SearchStrategy[float]:

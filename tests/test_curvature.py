@@ -120,3 +120,17 @@ def test_bad_direction_vector():
         net.hessp(theta, np.zeros(8), X, y)
     with pytest.raises(ValueError, match="v must be finite"):
         net.gnvp(theta, np.full(9, np.nan), X, y)
+
+
+@given(st.data())
+def test_verification_toolkit_hessian_checks_pass(d):
+    """nncore.check_gradient(..., hessp=True): differences of the gradient, symmetry, the
+    Taylor rate 3 and JAX's product all accept nncore's hessp on random networks."""
+    from nncore import check_gradient
+
+    net = d.draw(networks(hidden_layers=(1, 3)))
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net, samples=(1, 8)))
+    report = check_gradient(net, theta, X, y, w, hessp=True)
+    assert report.passed, str(report)
+    assert report.hessp["taylor"]["verdict"] in ("passed", "inconclusive")
