@@ -1,0 +1,351 @@
+"""Every speed and memory target of nncore, measured side by side in one run.
+
+Runs, in this order, on this machine:
+
+1. one loss + gradient evaluation (``bench_loss_grad.py``: nncore, finite differences, JAX
+   ``jit(value_and_grad)``, scikit-learn's MLP internals; interleaved medians), with the DGEMM
+   floor of each case: its matrix-product flops divided by the DGEMM rate measured here, now;
+2. one ``hessp`` and one ``gnvp`` as a multiple of one ``loss_and_grad``;
+3. time per evaluation against N (64-64-10 relu/softmax, synthetic) for nncore, JAX and
+   scikit-learn, plotted to ``docs/scaling.png`` when matplotlib is installed;
+4. N = 1,000,000 rows with ``chunk_size``: peak memory above the data, and time per row
+   against the N = 10,000 case (in a child process, so that its peak is its own);
+5. training the 64-64-10 digits network to scikit-learn's own final loss, against
+   ``MLPClassifier(solver="lbfgs")`` on the same data.
+
+It writes ``benchmarks/results/run_all.json`` and ``benchmarks/results/run_all.md``::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run_all.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import bench_loss_grad as blg  # noqa: E402
+
+import nncore  # noqa: E402
+
+ROOT = HERE.parent
+
+
+def matmul_flops(net: nncore.MLP, n: int) -> float:
+    """Flops of the matrix products of one loss + gradient: forward ``A W^T``, backward
+    ``D^T A`` for every layer and ``D W`` for every layer but the first."""
+    sizes = net.sizes
+    per_layer = [2.0 * n * a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    return 2 * sum(per_layer) + sum(per_layer[1:])
+
+
+def dgemm_rate(seconds: float = 1.0) -> float:
+    """Flop/s of numpy's float64 matrix product on 2000 x 2000 matrices (median)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2000, 2000)), rng.standard_normal((2000, 2000))
+    a @ b
+    times, t_end = [], time.perf_counter() + seconds
+    while time.perf_counter() < t_end or len(times) < 5:
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2.0 * 2000**3 / statistics.median(times)
+
+
+def interleaved(competitors: dict, repeats: int, sample_s: float) -> dict[str, float]:
+    """Median seconds per call of each competitor, sampled in turn (see bench_loss_grad)."""
+    case = blg.Case("x", (1,), "", "", "", np.zeros((1, 1)), np.zeros(1), "", False)
+    result = blg.Result(case, 0)
+    blg.run_interleaved(competitors, sample_s, repeats, min(repeats, 5), 60.0, result)
+    return {k: result.median(k) for k in competitors}
+
+
+def curvature_costs(args) -> list[dict]:
+    rows = []
+    for case in blg.make_cases()[1:]:
+        net = nncore.MLP(case.sizes, activation=case.activation, output=case.output, loss=case.loss)
+        theta, v = net.init(0), np.random.default_rng(1).standard_normal(net.n_params)
+        obj = net.objective(case.X, case.y)
+        obj.fun_and_jac(theta)  # the point scipy asks for products at
+        competitors = {
+            "loss_and_grad": lambda: net.loss_and_grad(theta, case.X, case.y),
+            "hessp (public)": lambda: net.hessp(theta, v, case.X, case.y),
+            "gnvp (public)": lambda: net.gnvp(theta, v, case.X, case.y),
+            "hessp (objective, forward cached)": lambda: obj.hessp(theta, v),
+            "gnvp (objective, forward cached)": lambda: obj.gnvp(theta, v),
+        }
+        med = interleaved(competitors, args.repeats, args.sample_s)
+        rows.append({"case": case.name, **{k: med[k] / med["loss_and_grad"] for k in med}})
+    return rows
+
+
+def scaling(args) -> dict:
+    rng = np.random.default_rng(0)
+    net = nncore.MLP([64, 64, 10], activation="relu", loss="cross_entropy")
+    theta = net.init(0)
+    out: dict[str, dict[int, float]] = {}
+    for n in args.scaling_n:
+        X = rng.standard_normal((n, 64))
+        y = rng.integers(0, 10, n)
+        case = blg.Case(f"N={n}", (64, 64, 10), "relu", "softmax", "cross_entropy", X, y, "", False)
+        obj = net.objective(X, y)
+        thetas = [theta, net.init(1)]
+        k = [0]
+
+        def nn():
+            k[0] ^= 1
+            return obj.fun_and_jac(thetas[k[0]])
+
+        competitors = {"nncore": nn}
+        if blg.jax is not None:
+            competitors["JAX jit"] = blg.jax_value_and_grad(net, theta, case)[0]
+        if blg.sklearn is not None:
+            competitors["sklearn"] = blg.sklearn_loss_grad(net, theta, case)
+        for name, sec in interleaved(competitors, args.repeats, args.sample_s).items():
+            out.setdefault(name, {})[n] = sec
+    if args.plot:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print('scaling plot skipped: pip install "nncore[plot]"', file=sys.stderr)
+        else:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for name, pts in out.items():
+                ns = sorted(pts)
+                ax.loglog(ns, [pts[n] / n * 1e9 for n in ns], "o-", label=name)
+            ax.set_xlabel("N (rows)")
+            ax.set_ylabel("ns per row per loss + gradient")
+            ax.set_title("64-64-10 relu/softmax, float64, this machine")
+            ax.legend()
+            fig.tight_layout()
+            fig.savefig(ROOT / "docs" / "scaling.png", dpi=110)
+    return {name: {str(n): s for n, s in pts.items()} for name, pts in out.items()}
+
+
+def memory_child(n: int, chunk: int | None) -> None:
+    """Child process: print JSON with peak RSS above start, data bytes and seconds per call."""
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, 64))
+    y = rng.integers(0, 10, n)
+    data = X.nbytes + y.nbytes
+    net = nncore.MLP([64, 64, 10], activation="relu", loss="cross_entropy")
+    obj = net.objective(X, y, chunk_size=chunk)
+    thetas = [net.init(0), net.init(1)]
+    times = []
+    for i in range(3 if n > 100_000 else 11):
+        t0 = time.perf_counter()
+        obj.fun_and_jac(thetas[i % 2])
+        times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "chunk": chunk,
+                "data_bytes": data,
+                "above_start": peak - start,
+                "seconds": statistics.median(times),
+            }
+        )
+    )
+
+
+def memory(args) -> dict:
+    runs = {}
+    for n, chunk in ((10_000, None), (args.big_n, args.chunk)):
+        cmd = [sys.executable, __file__, "--memory-child", str(n), str(chunk or 0)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        runs[f"{n}"] = json.loads(out.strip().splitlines()[-1])
+    small, big = runs["10000"], runs[str(args.big_n)]
+    return {
+        "runs": runs,
+        "working_mb_above_data": (big["above_start"] - big["data_bytes"]) / 2**20,
+        "time_per_row_ratio": (big["seconds"] / big["n"]) / (small["seconds"] / small["n"]),
+    }
+
+
+def training(args) -> dict:
+    """Digits 64-64-10 to sklearn's own final loss: nncore L-BFGS-B against sklearn lbfgs."""
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    net = nncore.MLP([64, 64, 10], activation="relu", loss="cross_entropy")
+    rows = []
+    for seed in range(args.train_starts):
+        clf = MLPClassifier(
+            hidden_layer_sizes=(64,),
+            activation="relu",
+            solver="lbfgs",
+            alpha=0.0,
+            max_iter=args.train_iter,
+            tol=0.0,
+            random_state=seed,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            t0 = time.perf_counter()
+            clf.fit(X, y)
+            t_skl = time.perf_counter() - t0
+        target = float(clf.loss_)
+
+        def stop(res, target=target):
+            if res.fun <= target:
+                raise StopIteration
+
+        t0 = time.perf_counter()
+        res = nncore.train(
+            net,
+            X,
+            y,
+            method="L-BFGS-B",
+            seed=seed,
+            callback=stop,
+            options={"maxiter": 20 * args.train_iter},
+        )
+        t_nn = time.perf_counter() - t0
+        rows.append(
+            {
+                "seed": seed,
+                "target": target,
+                "sklearn_s": t_skl,
+                "sklearn_iter": clf.n_iter_,
+                "nncore_s": t_nn,
+                "nncore_iter": int(res.nit),
+                "nncore_fun": float(res.fun),
+                "reached": bool(res.fun <= target),
+            }
+        )
+    return {
+        "rows": rows,
+        "median_ratio": statistics.median(r["nncore_s"] / r["sklearn_s"] for r in rows),
+    }
+
+
+def markdown(report: dict) -> str:
+    lines = ["# nncore benchmarks (`benchmarks/run_all.py`)", ""]
+    lines += report["loss_grad_table"] + [""]
+    lines.append(f"DGEMM rate measured in this run: {report['dgemm_gflops']:.1f} GFlop/s")
+    lines.append("")
+    lines.append("| case | matmul flops | DGEMM floor | nncore objective | nncore / floor |")
+    lines.append("| --- | --- | --- | --- | --- |")
+    for row in report["floor"]:
+        lines.append(
+            f"| {row['case']} | {row['flops']:.3g} | {blg.fmt_time(row['floor_s'])} | "
+            f"{blg.fmt_time(row['nncore_s'])} | {row['ratio']:.2f}x |"
+        )
+    lines += ["", "| case | " + " | ".join(k for k in report["curvature"][0] if k != "case") + " |"]
+    lines.append("| --- " * len(report["curvature"][0]) + "|")
+    for row in report["curvature"]:
+        lines.append(
+            f"| {row['case']} | "
+            + " | ".join(f"{v:.2f}x" for k, v in row.items() if k != "case")
+            + " |"
+        )
+    lines += ["", "Time per loss + gradient against N (64-64-10 relu/softmax, synthetic):", ""]
+    names = list(report["scaling"])
+    lines.append("| N | " + " | ".join(names) + " |")
+    lines.append("| --- " * (len(names) + 1) + "|")
+    for n in report["scaling"][names[0]]:
+        lines.append(
+            f"| {n} | " + " | ".join(blg.fmt_time(report["scaling"][k][n]) for k in names) + " |"
+        )
+    mem = report["memory"]
+    lines += [
+        "",
+        f"Chunked N = {report['args']['big_n']:,} (chunk_size {report['args']['chunk']}): "
+        f"{mem['working_mb_above_data']:.0f} MB above the data; time per row "
+        f"{mem['time_per_row_ratio']:.2f}x the N = 10,000 case.",
+        "",
+    ]
+    tr = report["training"]
+    lines.append(
+        "| seed | target (sklearn's final loss) | sklearn lbfgs | nncore L-BFGS-B | reached |"
+    )
+    lines.append("| --- | --- | --- | --- | --- |")
+    for r in tr["rows"]:
+        lines.append(
+            f"| {r['seed']} | {r['target']:.4g} | {r['sklearn_s']:.2f} s ({r['sklearn_iter']} it) | "
+            f"{r['nncore_s']:.2f} s ({r['nncore_iter']} it) | {'yes' if r['reached'] else 'no'} |"
+        )
+    lines.append(f"\nmedian nncore / sklearn wall time: {tr['median_ratio']:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a smoke run (small N, few repeats)")
+    p.add_argument("--no-plot", dest="plot", action="store_false")
+    p.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.memory_child:
+        n, chunk = args.memory_child
+        memory_child(n, chunk or None)
+        return 0
+    args.repeats, args.sample_s = (3, 0.005) if args.quick else (15, 0.03)
+    args.scaling_n = [100, 1000, 10_000] if args.quick else [100, 300, 1000, 3000, 10_000, 30_000]
+    args.big_n, args.chunk = (100_000, 10_000) if args.quick else (1_000_000, 20_000)
+    args.train_starts, args.train_iter = (1, 20) if args.quick else (5, 200)
+    blg_args = blg.parse_args(["--quick"] if args.quick else [])
+    report: dict = {"args": {k: v for k, v in vars(args).items()}, "machine": blg.machine_lines()}
+    print("[run_all] loss_and_grad ...", file=sys.stderr, flush=True)
+    results = blg.run_cases(blg_args)
+    report["loss_grad_table"] = blg.main_table(results)
+    rate = dgemm_rate(0.5 if args.quick else 2.0)
+    report["dgemm_gflops"] = rate / 1e9
+    report["floor"] = []
+    for res in results:
+        net = nncore.MLP(
+            res.case.sizes,
+            activation=res.case.activation,
+            output=res.case.output,
+            loss=res.case.loss,
+        )
+        flops = matmul_flops(net, res.case.X.shape[0])
+        nn = res.median(blg.OBJ)
+        report["floor"].append(
+            {
+                "case": res.case.name,
+                "flops": flops,
+                "floor_s": flops / rate,
+                "nncore_s": nn,
+                "ratio": nn / (flops / rate),
+            }
+        )
+    report["loss_grad"] = blg.to_json(results, blg_args)
+    print("[run_all] curvature ...", file=sys.stderr, flush=True)
+    report["curvature"] = curvature_costs(args)
+    print("[run_all] scaling ...", file=sys.stderr, flush=True)
+    report["scaling"] = scaling(args)
+    print("[run_all] memory ...", file=sys.stderr, flush=True)
+    report["memory"] = memory(args)
+    print("[run_all] training ...", file=sys.stderr, flush=True)
+    report["training"] = training(args)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "run_all.json").write_text(json.dumps(report, indent=2, default=str))
+    text = "\n".join(report["machine"]) + "\n\n" + markdown(report)
+    (out / "run_all.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
