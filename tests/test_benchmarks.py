@@ -1,0 +1,18 @@
+"""The benchmark scripts still run (smoke test: timings are never asserted here)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_loss_grad_quick_runs():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_loss_grad.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "784-256-128-10" in done.stdout and "nncore" in done.stdout
