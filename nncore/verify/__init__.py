@@ -215,12 +215,26 @@ def _check_network(
         _jax=jax_grad,
         _jax_hessp=jax_hessp if (hessp and jax_reference is not None) else None,
         _jax_binding=not at_kink,
+        f_scale=_term_scale(net, theta, batch),
     )
     if jax_reference is None:
         report.reasons.append(
             'JAX reference skipped: JAX is not installed (pip install "nncore[jax]")'
         )
     return report
+
+
+def _term_scale(net: Any, theta: np.ndarray, batch: Any) -> float:
+    """The size of the terms the loss sums, for the rounding floor of the differences.
+
+    Cross-entropy and bce are differences of large numbers when the logits are large
+    (``logsumexp(z) - z_label``): ``J`` is small while its rounding error follows ``|z|``.
+    mse sums ``(a - y)^2``, whose rounding follows ``(|a| + |y|)^2``.
+    """
+    cache = net._forward(net.layout.unpack(theta), batch.X)
+    if net.loss_name == "mse":
+        return float(np.mean((np.abs(cache.A[-1]) + np.abs(batch.Y)) ** 2))
+    return float(np.mean(np.abs(cache.Z[-1]).max(axis=1)))
 
 
 def _names(names: Sequence[str] | Callable[[int], str] | None) -> Callable[[int], str]:
@@ -248,6 +262,7 @@ def _check_function(
     _jax: tuple[float, np.ndarray] | None = None,
     _jax_hessp: Callable | None = None,
     _jax_binding: bool = True,
+    f_scale: float = 0.0,
 ) -> GradientReport:
     if not callable(fun) or not callable(grad):
         raise TypeError(
@@ -286,7 +301,7 @@ def _check_function(
     kink_params: list[str] = []
 
     if mode == "coordinates":
-        c = coordinates(f, x, g, _crosses_kink)
+        c = coordinates(f, x, f0, g, _crosses_kink, f_scale)
         smooth = ~c.at_kink
         kink_params = [name_of(i) for i in np.flatnonzero(c.at_kink)]
         if smooth.any():
@@ -344,7 +359,7 @@ def _check_function(
         checks = []
         for _ in range(n_directions):
             u = unit_direction(rng, n)
-            checks.append(direction_check(f, x, g, u, _crosses_kink))
+            checks.append(direction_check(f, x, f0, g, u, _crosses_kink, f_scale))
         bad = [ch for ch in checks if not ch.ok]
         usable = [ch for ch in checks if not ch.at_kink]
         dir_info = {
@@ -356,14 +371,14 @@ def _check_function(
         # localise: a direction per block, then bisect the worst bad block
         for bname, sl in blocks:
             idx = np.arange(n)[sl]
-            ch = direction_check(f, x, g, unit_direction(rng, n, idx), _crosses_kink)
+            ch = direction_check(f, x, f0, g, unit_direction(rng, n, idx), _crosses_kink, f_scale)
             block_rows.append(
                 BlockError(bname, idx.size, ch.rel_error, float("nan"), int(not ch.ok), ch.ok)
             )
         block_rows.sort(key=lambda b: (b.passed, -b.rel_error))
         ok = not bad and all(b.passed for b in block_rows)
         if not ok:
-            located = _bisect(f, x, g, rng, block_rows, blocks, name_of, _crosses_kink)
+            located = _bisect(f, x, f0, g, rng, block_rows, blocks, name_of, _crosses_kink, f_scale)
         passed &= ok
         reasons.append(
             f"{len(checks)} random directions: {'agree' if not bad else 'DISAGREE'} "
@@ -443,7 +458,7 @@ def _check_function(
     )
 
 
-def _bisect(f, x, g, rng, block_rows, blocks, name_of, crosses) -> str:
+def _bisect(f, x, f0, g, rng, block_rows, blocks, name_of, crosses, f_scale=0.0) -> str:
     """Halve the worst failing block until one coordinate is left: ``O(log n)`` checks."""
     failing = [b.name for b in block_rows if not b.passed]
     start = failing[0] if failing else block_rows[0].name
@@ -451,7 +466,10 @@ def _bisect(f, x, g, rng, block_rows, blocks, name_of, crosses) -> str:
     n = x.size
     while idx.size > 1:
         halves = np.array_split(idx, 2)
-        checks = [direction_check(f, x, g, unit_direction(rng, n, h), crosses) for h in halves]
+        checks = [
+            direction_check(f, x, f0, g, unit_direction(rng, n, h), crosses, f_scale)
+            for h in halves
+        ]
         bad = [k for k, ch in enumerate(checks) if not ch.ok]
         if not bad:  # the error lies below the resolution of a half: stop here
             break

@@ -63,14 +63,30 @@ class Difference:
     error: float
 
 
-def central(f: Callable[[Vector], float], x: Vector, u: Vector, h: float) -> Difference:
-    """``D(h)`` of ``f`` along ``u`` at ``x``, with error ``|D(h) - D(2h)| / 3 + rounding``."""
-    diffs, biggest = [], 0.0
+def central(
+    f: Callable[[Vector], float], x: Vector, u: Vector, h: float, f0: float, scale: float = 0.0
+) -> Difference:
+    """``D(h)`` of ``f`` along ``u`` at ``x`` (``f0 = f(x)``), with its error estimate.
+
+    The error is the truncation estimate ``|D(h) - D(2h)| / 3``, plus the rounding floor
+    ``EVAL_ROUNDING * max(|f|, scale) / h`` (``scale``: the size of the terms ``f`` sums,
+    when cancellation makes ``|f|`` smaller than they are), plus the evaluation noise seen
+    in the five values: the
+    fourth difference ``f(x+2h) - 4 f(x+h) + 6 f(x) - 4 f(x-h) + f(x-2h)`` is ``h^4`` times
+    the fourth derivative plus about ``8 sigma`` for evaluations carrying rounding noise
+    ``sigma``, while ``D(h)`` carries about ``0.7 sigma / h``; its size over ``4 h`` bounds
+    that noise where ``f`` loses digits to cancellation (a log-sum-exp of large logits), which
+    a floor relative to ``|f|`` cannot see.
+    """
+    values, biggest = [], max(abs(f0), scale)
     for step in (h, 2.0 * h):
         fp, fm = f(x + step * u), f(x - step * u)
-        diffs.append((fp - fm) / (2.0 * step))
+        values.append((fp, fm))
         biggest = max(biggest, abs(fp), abs(fm))
-    return Difference(diffs[0], abs(diffs[0] - diffs[1]) / 3.0 + EVAL_ROUNDING * biggest / h)
+    (p1, m1), (p2, m2) = values
+    d1, d2 = (p1 - m1) / (2.0 * h), (p2 - m2) / (4.0 * h)
+    noise = abs(p2 - 4.0 * p1 + 6.0 * f0 - 4.0 * m1 + m2) / (4.0 * h)
+    return Difference(d1, abs(d1 - d2) / 3.0 + EVAL_ROUNDING * biggest / h + noise)
 
 
 def within(estimate: float, exact: float, error: float) -> bool:
@@ -97,8 +113,10 @@ class Coordinates:
 def coordinates(
     f: Callable[[Vector], float],
     x: Vector,
+    f0: float,
     g: Vector,
     crosses_kink: Callable[[Vector, Vector, float], bool] | None = None,
+    scale: float = 0.0,
 ) -> Coordinates:
     """Central differences ``D_i(h_i)`` along every ``e_i``, ``h_i = eps^(1/3) max(1, |x_i|)``."""
     n = x.size
@@ -108,7 +126,7 @@ def coordinates(
     for i in range(n):
         e[i] = 1.0
         h = step_for(x, i)
-        d = central(f, x, e, h)
+        d = central(f, x, e, h, f0, scale)
         fd[i], err[i] = d.value, d.error
         if crosses_kink is not None:
             at_kink[i] = crosses_kink(x, e, 2.0 * h)
@@ -150,12 +168,14 @@ class DirectionCheck:
 def direction_check(
     f: Callable[[Vector], float],
     x: Vector,
+    f0: float,
     g: Vector,
     u: Vector,
     crosses_kink: Callable[[Vector, Vector, float], bool] | None = None,
+    scale: float = 0.0,
 ) -> DirectionCheck:
     h = step_for(x)
-    d = central(f, x, u, h)
+    d = central(f, x, u, h, f0, scale)
     kink = bool(crosses_kink(x, u, 2.0 * h)) if crosses_kink is not None else False
     return DirectionCheck(float(g @ u), d.value, d.error, kink)
 
