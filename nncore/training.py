@@ -167,9 +167,9 @@ def _run(
 ) -> OptimizeResult:
     history = [objective.fun(x0)]
 
-    def record(x: np.ndarray, fun: float) -> None:
+    def record(x: np.ndarray, fun: float, notify: bool = True) -> None:
         history.append(float(fun))
-        if callback is not None:
+        if callback is not None and notify:
             callback(OptimizeResult(x=x, fun=fun))
 
     if method in LEAST_SQUARES_METHODS:
@@ -185,24 +185,46 @@ def _run(
         if method == "TNC":  # scipy calls TNC's callback with x only
 
             def scipy_callback(xk: np.ndarray) -> None:
-                record(xk, objective.fun(xk))
+                try:
+                    record(xk, objective.fun(xk))
+                except StopIteration:  # TNC does not honour it: stop it ourselves
+                    raise _Stopped(np.copy(xk)) from None
 
         else:
 
             def scipy_callback(intermediate_result: OptimizeResult) -> None:
                 record(intermediate_result.x, intermediate_result.fun)
 
-        result = minimize(
-            objective.fun_and_jac,
-            x0,
-            jac=True,
-            method=method,
-            callback=scipy_callback,
-            options=options,
-            **kwargs,
-        )
+        try:
+            result = minimize(
+                objective.fun_and_jac,
+                x0,
+                jac=True,
+                method=method,
+                callback=scipy_callback,
+                options=options,
+                **kwargs,
+            )
+        except _Stopped as stop:
+            result = OptimizeResult(
+                x=stop.x,
+                fun=objective.fun(stop.x),
+                jac=objective.jac(stop.x),
+                success=False,
+                status=-2,
+                message="`callback` raised `StopIteration`.",
+                nit=len(history) - 1,
+            )
     result.history = np.asarray(history)
     return result
+
+
+class _Stopped(Exception):
+    """A callback asked a method that cannot stop by itself (TNC) to stop at ``x``."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        super().__init__("stopped by callback")
+        self.x = x
 
 
 def _positive_definite(H: np.ndarray) -> np.ndarray:
@@ -243,6 +265,6 @@ def _least_squares(
     result = least_squares(fun, x0, jac=jac, method=method, **kwargs)
     result.residuals = result.fun[:m]
     result.fun = objective.fun(result.x)  # the objective, sum(r**2), as for every method
-    if method == "lm":
-        record(result.x, result.fun)
+    if method == "lm":  # MINPACK runs without callbacks: the history gets the end point
+        record(result.x, result.fun, notify=False)
     return result

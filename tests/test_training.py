@@ -130,3 +130,20 @@ def test_xor_restarts_solve_from_every_seed():
         res = nncore.train(net, XOR_X, XOR_Y, method="CG", seed=seed, n_starts=30, target=1 / 16)
         pred = net.predict(res.x, XOR_X).ravel()
         assert np.all((pred > 0.5) == (XOR_Y > 0.5)), seed
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_callback_can_stop_every_method(method):
+    """StopIteration from the callback ends the run with a result, for every method (lm runs
+    without callbacks, so it simply finishes)."""
+    net = seed_net()
+    seen = []
+
+    def stop(intermediate_result):
+        seen.append(intermediate_result.fun)
+        raise StopIteration
+
+    res = nncore.train(net, XOR_X, XOR_Y, method=method, seed=0, callback=stop)
+    assert isinstance(res, OptimizeResult) and np.isfinite(res.fun)
+    assert res.fun == pytest.approx(net.loss(res.x, XOR_X, XOR_Y), rel=1e-12)
+    assert len(seen) == (0 if method == "lm" else 1)
