@@ -68,7 +68,8 @@ def train(
         :data:`PD_SHIFT`).  Least squares on the mse residuals
         (``scipy.optimize.least_squares``): ``lm, trf, dogbox``; ``lm`` (MINPACK) needs at
         least as many residuals as parameters, so zero rows are appended when there are
-        fewer (they change neither the objective nor the step).
+        fewer (they change neither the objective nor the step), and runs with
+        ``x_scale=1.0`` unless ``options`` says otherwise.
     theta0 : ndarray of shape (n_params,), optional
         First starting point (not modified); by default ``net.init(seed)``.
     seed : int or numpy.random.Generator, optional
@@ -256,6 +257,11 @@ def _least_squares(
         return np.vstack([Jr, np.zeros((pad, n))]) if pad else Jr
 
     kwargs = dict(options or {})
+    if method == "lm":
+        # scipy >= 1.16 scales lm by the Jacobian's column norms ("jac"); on small networks
+        # that stops on plateaus far more often (XOR: 0 of 10 starts reach J <= 1/16, against
+        # 6 of 10 with unit scaling; benchmarks/bench_methods.py), so unit scaling is the default
+        kwargs.setdefault("x_scale", 1.0)
     if method != "lm":
 
         def callback(intermediate_result: OptimizeResult) -> None:
