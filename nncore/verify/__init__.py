@@ -46,6 +46,7 @@ __all__ = [
     "GradientReport",
     "check_gradient",
     "agree",
+    "rounding_scale",
     "near_kink",
     "COORDINATE_LIMIT",
     "EPS",
@@ -99,6 +100,20 @@ def near_kink(net: Any, theta: np.ndarray, X: np.ndarray) -> bool:
             if ((np.abs(cache.Z[k]) <= KINK_ROUNDING * eps * size) & (size > 0)).any():
                 return True
     return False
+
+
+def rounding_scale(net: Any, theta: np.ndarray, J: float) -> float:
+    """``max(1, |J|) * prod_l max(1, ||W_l||_inf)``: the size of the rounding of a gradient.
+
+    Backprop multiplies the deltas by ``W_l`` layer after layer, so rounding made near the
+    output reaches the first layers amplified by up to the product of the weights' row-sum
+    norms; where the exact gradient is 0 by cancellation (equal weights before a softmax),
+    that amplified rounding is all two summation orders can agree on.
+    """
+    amp = 1.0
+    for W, _ in net.layout.unpack(np.ascontiguousarray(theta, dtype=np.float64)):
+        amp *= max(1.0, float(np.abs(W).sum(axis=1).max()))
+    return max(1.0, abs(J)) * amp
 
 
 def agree(a: Any, b: Any, J: float, rtol: float = JAX_RTOL) -> bool:
