@@ -36,15 +36,18 @@ that one timing sample (``time.perf_counter`` around the inner loop, divided by 
 lasts about ``--sample-ms`` milliseconds (one call when a single call is longer).  Then, for
 each repeat, every competitor takes one sample in turn -- the order rotated by one each repeat
 -- so that noise from the (shared, noisy) machine hits all competitors alike.  The reported
-figure is the median over the repeats; the JSON output also has the quartiles.  The garbage
-collector is disabled while a sample is taken, as ``timeit`` does.
+figure is the median over the repeats; the JSON output also has the quartiles.  A dagger
+marks an unsteady timing (see :meth:`Result.spread`), the sign of a busy machine.  The garbage
+collector is disabled while a sample is taken, as ``timeit`` does, and the minor page faults
+per call are counted too (fresh memory for large temporaries is part of the cost).  All
+competitors share one process, hence one heap: a library that runs alone may fault more.
 
 Run from the repository root::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_loss_grad.py
 
 ``--quick`` shrinks the repeats and sample length (a smoke test, under 30 s); ``--json PATH``
-writes the raw medians.
+writes the raw medians; ``--blas-threads N`` limits the BLAS/OpenMP thread pools (not JAX's).
 """
 
 from __future__ import annotations
@@ -68,6 +71,11 @@ import scipy
 from scipy.optimize import approx_fprime
 
 import nncore
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None
 
 try:
     import jax
@@ -117,11 +125,28 @@ class Result:
     case: Case
     n_params: int
     samples: dict[str, list[float]] = field(default_factory=dict)
+    faults: dict[str, list[float]] = field(default_factory=dict)  # minor page faults per call
     inner: dict[str, int] = field(default_factory=dict)
-    checks: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)  # J at theta, per implementation
+    grad_diffs: dict[str, float] = field(default_factory=dict)  # max |g - g_nncore|
+
+    def spread(self, key: str) -> float:
+        """How unsteady the samples are: the larger of upper/lower quartile and median/min.
+
+        1.0 for a steady timing; large when some samples were slowed down (a busy machine).
+        """
+        s = self.samples.get(key) or [1.0]
+        if len(s) < 4:
+            return 1.0
+        q1, q2, q3 = statistics.quantiles(s, n=4)
+        return max(q3 / q1, q2 / min(s))
 
     def median(self, key: str) -> float | None:
         s = self.samples.get(key)
+        return statistics.median(s) if s else None
+
+    def median_faults(self, key: str) -> float | None:
+        s = self.faults.get(key)
         return statistics.median(s) if s else None
 
 
@@ -151,12 +176,26 @@ def make_cases() -> list[Case]:
     return [
         Case("XOR 2-2-1", (2, 2, 1), "tanh", "sigmoid", "mse", X_xor, y_xor, "XOR", True),
         Case(
-            "64-64-10", (64, 64, 10), "relu", "softmax", "cross_entropy",
-            X_dig, y_dig, dig_source, False,
+            "64-64-10",
+            (64, 64, 10),
+            "relu",
+            "softmax",
+            "cross_entropy",
+            X_dig,
+            y_dig,
+            dig_source,
+            False,
         ),
         Case(
-            "784-256-128-10", (784, 256, 128, 10), "relu", "softmax", "cross_entropy",
-            X_big, y_big, "synthetic N(0,1), seed 0", False,
+            "784-256-128-10",
+            (784, 256, 128, 10),
+            "relu",
+            "softmax",
+            "cross_entropy",
+            X_big,
+            y_big,
+            "synthetic N(0,1), seed 0",
+            False,
         ),
     ]
 
@@ -247,13 +286,19 @@ def sklearn_loss_grad(
     hidden = case.sizes[1:-1]
     if case.loss == "cross_entropy":
         est = MLPClassifier(
-            hidden_layer_sizes=hidden, activation=case.activation, solver="lbfgs",
-            alpha=0.0, random_state=0,
+            hidden_layer_sizes=hidden,
+            activation=case.activation,
+            solver="lbfgs",
+            alpha=0.0,
+            random_state=0,
         )
     else:
         est = MLPRegressor(
-            hidden_layer_sizes=hidden, activation=case.activation, solver="lbfgs",
-            alpha=0.0, random_state=0,
+            hidden_layer_sizes=hidden,
+            activation=case.activation,
+            solver="lbfgs",
+            alpha=0.0,
+            random_state=0,
         )
     # _fit: validate (the classifier label-binarizes y to a bool (N, n_classes) matrix),
     # make y 2-D, then _initialize sets n_layers_, out_activation_ and coefs_/intercepts_.
@@ -307,15 +352,26 @@ def calibrate(fn: Callable[[], Any], sample_s: float) -> int:
     return max(1, round(n * sample_s / elapsed))
 
 
-def take_sample(fn: Callable[[], Any], inner: int) -> float:
-    """Seconds per call of ``fn``, averaged over ``inner`` calls, with gc disabled."""
+def minor_faults() -> int:
+    """Minor page faults of this process so far (0 where ``resource`` is missing)."""
+    return 0 if resource is None else resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def take_sample(fn: Callable[[], Any], inner: int) -> tuple[float, float]:
+    """Seconds and minor page faults per call of ``fn``, averaged over ``inner`` calls.
+
+    The garbage collector is disabled meanwhile.  Page faults are counted because freshly
+    mapped memory for large temporaries is a real cost of an allocation-heavy call.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
+        f0 = minor_faults()
         t0 = time.perf_counter()
         for _ in range(inner):
             fn()
-        return (time.perf_counter() - t0) / inner
+        elapsed = time.perf_counter() - t0
+        return elapsed / inner, (minor_faults() - f0) / inner
     finally:
         if enabled:
             gc.enable()
@@ -336,12 +392,14 @@ def run_interleaved(
     names = list(competitors)
     for name in names:
         result.inner[name] = calibrate(competitors[name], sample_s)
-        result.samples[name] = []
+        result.samples[name], result.faults[name] = [], []
     t_start = time.perf_counter()
     for r in range(repeats):
         order = names[r % len(names) :] + names[: r % len(names)]  # rotate the start
         for name in order:
-            result.samples[name].append(take_sample(competitors[name], result.inner[name]))
+            seconds, faults = take_sample(competitors[name], result.inner[name])
+            result.samples[name].append(seconds)
+            result.faults[name].append(faults)
         if r + 1 >= min_repeats and time.perf_counter() - t_start > budget_s:
             break
 
@@ -357,7 +415,7 @@ def bench_case(case: Case, args: argparse.Namespace) -> Result:
     result = Result(case, net.n_params)
 
     J_ref, g_ref = net.loss_and_grad(theta, case.X, case.y)
-    result.checks["nncore J"] = J_ref
+    result.values["nncore"] = J_ref
 
     competitors: dict[str, Callable[[], Any]] = {
         LG: nncore_loss_and_grad(net, theta, case),
@@ -367,19 +425,19 @@ def bench_case(case: Case, args: argparse.Namespace) -> Result:
     if case.fd_direct:
         competitors[FD] = finite_diff(net, theta, case)
         g_fd = competitors[FD]()
-        result.checks["|g_fd - g|_max"] = float(np.max(np.abs(g_fd - g_ref)))
+        result.grad_diffs["finite diff"] = float(np.max(np.abs(g_fd - g_ref)))
     if jax is not None:
         competitors[JAX], competitors[JAX_NP] = jax_value_and_grad(net, theta, case)
         J_jax, g_jax = competitors[JAX_NP]()
-        result.checks["JAX J"] = J_jax
-        result.checks["|g_jax - g|_max"] = float(np.max(np.abs(g_jax - g_ref)))
+        result.values["JAX"] = J_jax
+        result.grad_diffs["JAX"] = float(np.max(np.abs(g_jax - g_ref)))
     if sklearn is not None:
         competitors[SKL] = sklearn_loss_grad(net, theta, case)
         J_skl, g_skl = competitors[SKL]()
-        result.checks["sklearn J"] = float(J_skl)
+        result.values["sklearn"] = float(J_skl)
         if case.loss == "cross_entropy":  # same model and loss: the gradients must agree
             g_skl = from_sklearn_packing(net, g_skl)
-            result.checks["|g_skl - g|_max"] = float(np.max(np.abs(g_skl - g_ref)))
+            result.grad_diffs["sklearn"] = float(np.max(np.abs(g_skl - g_ref)))
 
     run_interleaved(
         competitors, args.sample_ms / 1e3, args.repeats, args.min_repeats, args.budget, result
@@ -402,6 +460,20 @@ def fmt_time(seconds: float | None) -> str:
     return f"{seconds / 3600.0:.3g} h"
 
 
+UNSTABLE = 1.5
+"""A timing whose :meth:`Result.spread` exceeds this is marked with a dagger."""
+
+
+def fmt_median(res: Result, key: str) -> str:
+    """The median time of ``key``, with a dagger when its samples spread widely."""
+    text = fmt_time(res.median(key))
+    return text + " †" if res.spread(key) > UNSTABLE else text
+
+
+def fmt_count(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
 def fmt_ratio(num: float | None, den: float | None) -> str:
     return "n/a" if num is None or den is None else f"{num / den:.2f}x"
 
@@ -416,15 +488,17 @@ def fd_time(result: Result) -> tuple[float | None, bool]:
 
 def machine_lines() -> list[str]:
     """Versions, CPU model and BLAS, as markdown bullet lines."""
-    cpu = platform.processor() or "unknown"
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = info.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in info and "model" in info:
+        cpu += f" (family {info['cpu family']}, model {info['model']})"
     versions = [
         f"python {platform.python_version()}",
         f"numpy {np.__version__}",
@@ -432,14 +506,17 @@ def machine_lines() -> list[str]:
         f"jax {jax.__version__}" if jax is not None else "jax missing",
         f"scikit-learn {sklearn.__version__}" if sklearn is not None else "scikit-learn missing",
     ]
-    lines = [f"- CPU: {cpu} ({os.cpu_count()} logical CPUs)", f"- {', '.join(versions)}"]
+    lines = [f"- CPU: {cpu}, {os.cpu_count()} logical CPUs", f"- {', '.join(versions)}"]
     try:
         from threadpoolctl import threadpool_info
 
-        for pool in threadpool_info():
+        for pool in sorted(threadpool_info(), key=lambda p: str(p.get("filepath"))):
+            version = f" {pool['version']}" if pool.get("version") else ""
+            arch = f", arch {pool['architecture']}" if pool.get("architecture") else ""
             lines.append(
-                f"- {pool.get('user_api')}: {pool.get('internal_api')} {pool.get('version')}, "
-                f"{pool.get('num_threads')} threads, arch {pool.get('architecture')}"
+                f"- {pool.get('user_api')}: {pool.get('internal_api')}{version} "
+                f"({os.path.basename(pool.get('filepath', '?'))}), "
+                f"{pool.get('num_threads')} threads{arch}"
             )
     except ImportError:
         lines.append("- BLAS: threadpoolctl missing")
@@ -451,7 +528,15 @@ def machine_lines() -> list[str]:
 
 def main_table(results: list[Result]) -> list[str]:
     head = [
-        "case", "n_params", LG, OBJ, FD, JAX, SKL, "nncore/JAX", "nncore/sklearn",
+        "case",
+        "n_params",
+        LG,
+        OBJ,
+        FD,
+        JAX,
+        SKL,
+        "nncore/JAX",
+        "nncore/sklearn",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for res in results:
@@ -460,11 +545,11 @@ def main_table(results: list[Result]) -> list[str]:
         row = [
             res.case.name,
             str(res.n_params),
-            fmt_time(lg),
-            fmt_time(res.median(OBJ)),
-            fmt_time(fd) + (" (est.)" if estimated and fd is not None else ""),
-            fmt_time(res.median(JAX)),
-            fmt_time(res.median(SKL)),
+            fmt_median(res, LG),
+            fmt_median(res, OBJ),
+            f"{fmt_time(fd)} (est.)" if estimated else fmt_median(res, FD),
+            fmt_median(res, JAX),
+            fmt_median(res, SKL),
             fmt_ratio(lg, res.median(JAX)),
             fmt_ratio(lg, res.median(SKL)),
         ]
@@ -472,25 +557,41 @@ def main_table(results: list[Result]) -> list[str]:
     return lines
 
 
+NOTES = f"""\
+Median wall time of one call over interleaved repeats; ratios are nncore loss_and_grad over
+the other column (below 1: nncore faster).  † marks an unsteady timing (upper/lower quartile
+or median/fastest sample above {UNSTABLE}): the machine was busy while it was taken.
+- nncore objective: `fun_and_jac` alternating between two thetas, so its cache never hits.
+- finite diff: `approx_fprime`, n_params + 1 loss evaluations; "(est.)" is
+  (n_params + 1) x the median time of one `net.loss` call, not a measurement.
+- JAX jit: jax arrays in, `block_until_ready`; the numpy -> jax transfer of theta is not
+  included (the extra table has the numpy round trip).
+- sklearn: `_loss_grad_lbfgs`; for XOR it is `MLPRegressor`, whose output is the identity
+  (not sigmoid) and whose loss is 0.5 x mean squared error: the nearest sklearn has."""
+
+
 def extra_table(results: list[Result]) -> list[str]:
-    head = ["case", "data", "repeats", LOSS, JAX_NP, "loss values (J)", "max |grad diff| vs nncore"]
+    head = [
+        "case",
+        "data",
+        "repeats",
+        LOSS,
+        JAX_NP,
+        "page faults/call (nncore l&g, obj, sklearn)",
+        "loss values (J)",
+        "max abs grad diff vs nncore",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for res in results:
-        c = res.checks
-        values = ", ".join(
-            f"{k.split()[0]} {c[k]:.6g}" for k in ("nncore J", "JAX J", "sklearn J") if k in c
-        )
-        diffs = ", ".join(
-            f"{k[3:].split()[0]} {c[k]:.1e}"
-            for k in ("|g_fd - g|_max", "|g_jax - g|_max", "|g_skl - g|_max")
-            if k in c
-        )
+        values = ", ".join(f"{k} {v:.6g}" for k, v in res.values.items())
+        diffs = ", ".join(f"{k} {v:.1e}" for k, v in res.grad_diffs.items())
         row = [
             res.case.name,
             res.case.data,
             str(len(res.samples[LG])),
             fmt_time(res.median(LOSS)),
             fmt_time(res.median(JAX_NP)),
+            ", ".join(fmt_count(res.median_faults(k)) for k in (LG, OBJ, SKL)),
             values,
             diffs or "-",
         ]
@@ -501,12 +602,22 @@ def extra_table(results: list[Result]) -> list[str]:
 def to_json(results: list[Result], args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"unit": "seconds per call", "args": vars(args), "cases": {}}
     for res in results:
-        entry: dict[str, Any] = {"n_params": res.n_params, "checks": res.checks, "timings": {}}
+        entry: dict[str, Any] = {
+            "n_params": res.n_params,
+            "loss_values": res.values,
+            "grad_max_abs_diff_vs_nncore": res.grad_diffs,
+            "timings": {},
+        }
         for key, s in res.samples.items():
             q1, _, q3 = statistics.quantiles(s, n=4) if len(s) > 1 else (s[0], s[0], s[0])
             entry["timings"][key] = {
-                "median": statistics.median(s), "q1": q1, "q3": q3,
-                "n_samples": len(s), "inner": res.inner[key],
+                "median": statistics.median(s),
+                "q1": q1,
+                "q3": q3,
+                "min": min(s),
+                "minor_page_faults_per_call": res.median_faults(key),
+                "n_samples": len(s),
+                "inner": res.inner[key],
             }
         fd, estimated = fd_time(res)
         entry["finite_diff"] = {"median": fd, "estimated": estimated}
@@ -524,7 +635,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, help="samples per competitor (default 25; quick 3)")
     p.add_argument("--sample-ms", type=float, help="length of one sample (default 30; quick 5)")
     p.add_argument(
-        "--blas-threads", type=int, metavar="N",
+        "--blas-threads",
+        type=int,
+        metavar="N",
         help="limit BLAS/OpenMP threads with threadpoolctl (default: the libraries' own)",
     )
     args = p.parse_args(argv)
@@ -573,6 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- load average (1/5/15 min) before: {load_before}, after: {load_average()}")
     print(f"- wall time of this run: {elapsed:.0f} s\n")
     print("\n".join(main_table(results)) + "\n")
+    print(NOTES + "\n")
     print("Extra timings and value checks (same runs):\n")
     print("\n".join(extra_table(results)))
     if args.json:
