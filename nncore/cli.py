@@ -96,8 +96,9 @@ def demo(seed: int | None = None) -> int:
         funs = ", ".join(f"{f:.4f}" for f in res_nn.start_funs)
         print(
             f"\nnncore restarted: the first start(s) ended on a plateau (final losses {funs});"
-            "\nthere two inputs share one saturated hidden code, the output can only average"
-            "\nthem, and the gradient vanishes.  See README, 'Why the seed fails half the time'."
+            "\nthere two or three inputs share one saturated hidden code, the output can only"
+            "\naverage them, and the gradient vanishes."
+            "\nSee README, 'Why the seed fails half the time'."
         )
     ratio = n_seed / res_nn.total_nfev
     print(
