@@ -49,6 +49,9 @@ class Activation:
         step crosses ``z = 0`` are not accurate there.
     he_init : bool
         True for relu-like activations, initialised He-style; others Glorot-style.
+    kink2 : bool
+        True when ``f''`` jumps at ``z = 0`` while ``f'`` is continuous (elu): differences of
+        the gradient, and Hessian checks, are not accurate across it.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Activation:
     d2f: Callable[[Array, Array], Array] | None
     kink: bool = False
     he_init: bool = False
+    kink2: bool = False
 
     def vjp(self, g: Array, z: Array, a: Array) -> Array:
         r"""Return :math:`\partial J / \partial Z` from :math:`G = \partial J / \partial A`.
@@ -186,6 +190,7 @@ _TABLE = (
         _elu_df,
         lambda z, a: np.where(z > 0, 0.0, np.exp(np.minimum(z, 0.0))),
         he_init=True,
+        kink2=True,
     ),
     Activation("gelu", _gelu, _gelu_df, _gelu_d2f, he_init=True),
     Activation("silu", lambda z: z * special.expit(z), _silu_df, _silu_d2f, he_init=True),

@@ -190,20 +190,10 @@ def _check_network(
     objective = net.objective(X, y, sample_weight)
     batch = objective.batch
     kink_layers = [k for k, act in enumerate(net._acts) if act.kink]
-
-    def signature(x: np.ndarray) -> list[np.ndarray]:
-        cache = net._forward(net.layout.unpack(x), batch.X)
-        return [cache.Z[k] > 0 for k in kink_layers]
-
-    crosses = None
-    if kink_layers:
-        base = signature(theta)
-
-        def crosses(x: np.ndarray, u: np.ndarray, h: float) -> bool:
-            for point in (x + h * u, x - h * u):
-                if any((s != s0).any() for s, s0 in zip(signature(point), base)):
-                    return True
-            return False
+    crosses = _kink_crossing(net, theta, batch.X, kink_layers)
+    # the Hessian also jumps where f'' does (elu): its checks avoid those points too
+    kink2_layers = [k for k, act in enumerate(net._acts) if act.kink or act.kink2]
+    crosses2 = _kink_crossing(net, theta, batch.X, kink2_layers)
 
     jax_grad = None
     try:
@@ -227,6 +217,7 @@ def _check_network(
         mode=mode,
         n_directions=n_directions,
         _crosses_kink=crosses,
+        _crosses_kink2=crosses2,
         _jax=jax_grad,
         _jax_hessp=jax_hessp if (hessp and jax_reference is not None) else None,
         _jax_binding=not at_kink,
@@ -237,6 +228,27 @@ def _check_network(
             'JAX reference skipped: JAX is not installed (pip install "nncore[jax]")'
         )
     return report
+
+
+def _kink_crossing(net: Any, theta: np.ndarray, X: np.ndarray, layers: list[int]):
+    """``crosses(x, u, h)``: does ``x +- h u`` change the sign of a pre-activation of one of
+    ``layers`` relative to ``theta``?  ``None`` when there are no such layers."""
+    if not layers:
+        return None
+
+    def signature(x: np.ndarray) -> list[np.ndarray]:
+        cache = net._forward(net.layout.unpack(x), X)
+        return [cache.Z[k] > 0 for k in layers]
+
+    base = signature(theta)
+
+    def crosses(x: np.ndarray, u: np.ndarray, h: float) -> bool:
+        for point in (x + h * u, x - h * u):
+            if any((s != s0).any() for s, s0 in zip(signature(point), base)):
+                return True
+        return False
+
+    return crosses
 
 
 def _term_scale(net: Any, theta: np.ndarray, batch: Any) -> float:
@@ -274,6 +286,7 @@ def _check_function(
     mode: str = "auto",
     n_directions: int = N_DIRECTIONS,
     _crosses_kink: Callable | None = None,
+    _crosses_kink2: Callable | None = None,
     _jax: tuple[float, np.ndarray] | None = None,
     _jax_hessp: Callable | None = None,
     _jax_binding: bool = True,
@@ -446,7 +459,7 @@ def _check_function(
     if hessp is not None:
         hp = Counter(lambda z, w: np.asarray(hessp(z, w, *args), dtype=np.float64))
         hessp_info, ok, lines = _check_hessp(
-            f, gr, hp, x, f0, g, rng, _jax_hessp if _jax_binding else None, _crosses_kink
+            f, gr, hp, x, f0, g, rng, _jax_hessp if _jax_binding else None, _crosses_kink2
         )
         passed &= ok
         reasons += lines
