@@ -37,6 +37,11 @@ class Layout:
         #: offset of ``W_l`` inside theta, for l = 1..L (index l - 1)
         self.starts: tuple[int, ...] = tuple(starts)
         self.n_params: int = offset
+        mask = np.zeros(offset, dtype=bool)
+        for start, (n_out, n_in) in zip(self.starts, self.shapes):
+            mask[start : start + n_out * n_in] = True
+        mask.flags.writeable = False
+        self._weight_mask = mask  # built once: the chunked paths read it on every call
 
     def unpack(self, theta: Array) -> list[tuple[Array, Array]]:
         """Return ``[(W_1, b_1), ..., (W_L, b_L)]`` as views into ``theta`` (no copy).
@@ -97,8 +102,5 @@ class Layout:
         return out
 
     def weight_mask(self) -> Array:
-        """Boolean mask over theta, True on weight entries and False on biases."""
-        mask = np.zeros(self.n_params, dtype=bool)
-        for start, (n_out, n_in) in zip(self.starts, self.shapes):
-            mask[start : start + n_out * n_in] = True
-        return mask
+        """Boolean mask over theta, True on weight entries and False on biases (read-only)."""
+        return self._weight_mask

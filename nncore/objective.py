@@ -153,11 +153,17 @@ class Objective:
 
                 parts = self._map(work)
                 self._J = float(sum(J for J, _ in parts)) + net._l2_value(params)
-                g = np.sum([gc for _, gc in parts], axis=0)
-                self._g = g + net.l2 * net.layout.weight_mask() * self._theta if net.l2 else g
+                self._g = self._with_l2(np.sum([gc for _, gc in parts], axis=0), self._theta)
                 self.nfev += 1
             self.njev += 1
         return self._g.copy()
+
+    def _with_l2(self, total: FloatArray, weights_of: FloatArray) -> FloatArray:
+        """Chunk sums carry no l2 term: add ``l2 * M`` once, ``M`` the weight entries of
+        ``weights_of`` (theta for the gradient, v for the curvature products)."""
+        if not self.net.l2:
+            return total
+        return total + self.net.l2 * self.net.layout.weight_mask() * weights_of
 
     def fun_and_jac(self, theta: Any) -> tuple[float, FloatArray]:
         """``(J, dJ/dtheta)`` for ``minimize(..., jac=True)``."""
@@ -174,8 +180,7 @@ class Objective:
         if self.chunks is None:
             return product(net, params, self._cache, self.batch, v)
         parts = self._map(lambda c: product(net, params, net._forward(params, c.X), c, v, False))
-        out = np.sum(parts, axis=0)
-        return out + net.l2 * net.layout.weight_mask() * v if net.l2 else out
+        return self._with_l2(np.sum(parts, axis=0), v)
 
     def hessp(self, theta: Any, v: Any) -> FloatArray:
         """Exact ``(d^2 J / d theta^2) v`` from the cached forward pass (R-operator)."""
