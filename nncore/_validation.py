@@ -109,3 +109,19 @@ def check_vector(v: Any, n_params: int, name: str = "v") -> FloatArray:
         raise ValueError(f"{name} must have shape ({n_params},), got {arr.shape}")
     require_finite(arr, name)
     return arr
+
+
+def check_out(out: Any, n_params: int, theta: np.ndarray) -> None:
+    """Validate an ``out=`` array for a gradient: a writeable, C-contiguous float64 ndarray of
+    shape ``(n_params,)`` that does not overlap ``theta`` (the kernels read theta's weights
+    after writing the gradient of the same layer)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != np.float64 or out.shape != (n_params,):
+        raise ValueError(
+            f"out must be a float64 array of shape ({n_params},), got {out.dtype} {out.shape}"
+        )
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError("out must be C-contiguous and writeable")
+    if np.may_share_memory(out, theta):
+        raise ValueError("out must not share memory with theta")

@@ -38,10 +38,12 @@ class Activation:
     ----------
     name : str
         Canonical name.
-    f : callable ``f(z) -> a``
-        The function, element-wise (or row-wise for softmax).
-    df : callable ``df(z, a) -> f'(z)`` or None
-        Element-wise first derivative; ``None`` for softmax (see :meth:`vjp`).
+    f : callable ``f(z, out=None) -> a``
+        The function, element-wise (or row-wise for softmax); written into ``out`` (an array
+        of ``z``'s shape) when given.
+    df : callable ``df(z, a, out=None) -> f'(z)`` or None
+        Element-wise first derivative, written into ``out`` (of ``z``'s shape and dtype
+        :attr:`df_dtype`) when given; ``None`` for softmax (see :meth:`vjp`).
     d2f : callable ``d2f(z, a) -> f''(z)`` or None
         Element-wise second derivative; ``None`` for softmax.
     kink : bool
@@ -52,6 +54,9 @@ class Activation:
     kink2 : bool
         True when ``f''`` jumps at ``z = 0`` while ``f'`` is continuous (elu): differences of
         the gradient, and Hessian checks, are not accurate across it.
+    df_dtype : numpy dtype
+        The dtype ``df`` writes: ``bool`` for relu (its derivative is a 0/1 mask, an eighth of
+        the memory traffic of float64), float64 for the others.
     """
 
     name: str
@@ -61,12 +66,15 @@ class Activation:
     kink: bool = False
     he_init: bool = False
     kink2: bool = False
+    df_dtype: type = np.float64
 
-    def vjp(self, g: Array, z: Array, a: Array) -> Array:
+    def vjp(self, g: Array, z: Array, a: Array, scratch: Array | None = None) -> Array:
         r"""Return :math:`\partial J / \partial Z` from :math:`G = \partial J / \partial A`.
 
         Element-wise: ``G * f'(Z)``.  Softmax, per row ``i``:
         ``a_i * (g_i - <g_i, a_i>)``.  ``g`` (shape ``(N, n)``) is overwritten and returned.
+        ``scratch`` (shape ``(N, n)``, dtype :attr:`df_dtype`) receives ``f'(Z)`` when given,
+        instead of a new temporary.
         """
         if self.name == "identity":
             return g
@@ -74,7 +82,7 @@ class Activation:
             g -= np.einsum("ij,ij->i", g, a)[:, None]
             g *= a
             return g
-        g *= self.df(z, a)
+        g *= self.df(z, a, scratch)
         return g
 
     def jvp(self, u: Array, z: Array, a: Array) -> Array:
@@ -105,39 +113,111 @@ class Activation:
         return out
 
 
-def _relu(z: Array) -> Array:
-    return np.maximum(z, 0.0)
+def _into(out: Array | None, value: Array) -> Array:
+    """``value``, copied into ``out`` when one is given (for the rarer activations, whose
+    formulas need temporaries anyway)."""
+    if out is None:
+        return value
+    np.copyto(out, value)
+    return out
 
 
-def _leaky_relu(z: Array) -> Array:
-    return np.where(z > 0, z, LEAKY_SLOPE * z)
+def _identity(z: Array, out: Array | None = None) -> Array:
+    return z if out is None else _into(out, z)
 
 
-def _elu(z: Array) -> Array:
-    return np.where(z > 0, z, np.expm1(np.minimum(z, 0.0)))
+def _identity_df(z: Array, a: Array, out: Array | None = None) -> Array:
+    return _into(out, np.ones_like(z))
 
 
-def _elu_df(z: Array, a: Array) -> Array:
+def _zero_d2f(z: Array, a: Array) -> Array:
+    return np.zeros_like(z)
+
+
+def _tanh(z: Array, out: Array | None = None) -> Array:
+    return np.tanh(z, out=out)
+
+
+def _tanh_df(z: Array, a: Array, out: Array | None = None) -> Array:
+    out = np.multiply(a, a, out=out)
+    return np.subtract(1.0, out, out=out)  # 1 - a^2
+
+
+def _tanh_d2f(z: Array, a: Array) -> Array:
+    return -2.0 * a * (1.0 - a * a)
+
+
+def _sigmoid(z: Array, out: Array | None = None) -> Array:
+    return special.expit(z, out=out)
+
+
+def _sigmoid_df(z: Array, a: Array, out: Array | None = None) -> Array:
+    out = np.subtract(1.0, a, out=out)
+    out *= a  # a (1 - a)
+    return out
+
+
+def _sigmoid_d2f(z: Array, a: Array) -> Array:
+    return a * (1.0 - a) * (1.0 - 2.0 * a)
+
+
+def _relu(z: Array, out: Array | None = None) -> Array:
+    return np.maximum(z, 0.0, out=out)
+
+
+def _relu_df(z: Array, a: Array, out: Array | None = None) -> Array:
+    return np.greater(z, 0.0, out=out)  # a boolean mask: cheaper to multiply by than floats
+
+
+def _leaky_relu(z: Array, out: Array | None = None) -> Array:
+    return _into(out, np.where(z > 0, z, LEAKY_SLOPE * z))
+
+
+def _leaky_relu_df(z: Array, a: Array, out: Array | None = None) -> Array:
+    return _into(out, np.where(z > 0, 1.0, LEAKY_SLOPE))
+
+
+def _softplus(z: Array, out: Array | None = None) -> Array:
+    return np.logaddexp(0.0, z, out=out)
+
+
+def _softplus_df(z: Array, a: Array, out: Array | None = None) -> Array:
+    return special.expit(z, out=out)
+
+
+def _elu(z: Array, out: Array | None = None) -> Array:
+    return _into(out, np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))))
+
+
+def _elu_df(z: Array, a: Array, out: Array | None = None) -> Array:
     # exp(z), not a + 1: a + 1 loses all digits of exp(z) when z << 0
-    return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))
+    return _into(out, np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0))))
 
 
-def _gelu(z: Array) -> Array:
+def _elu_d2f(z: Array, a: Array) -> Array:
+    return np.where(z > 0, 0.0, np.exp(np.minimum(z, 0.0)))
+
+
+def _gelu(z: Array, out: Array | None = None) -> Array:
     # 0.5 z (1 + erf(z / sqrt 2)) == z * Phi(z); erfc keeps Phi accurate for z << 0
-    return z * (0.5 * special.erfc(-z / _SQRT2))
+    return _into(out, z * (0.5 * special.erfc(-z / _SQRT2)))
 
 
-def _gelu_df(z: Array, a: Array) -> Array:
-    return 0.5 * special.erfc(-z / _SQRT2) + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+def _gelu_df(z: Array, a: Array, out: Array | None = None) -> Array:
+    return _into(out, 0.5 * special.erfc(-z / _SQRT2) + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z))
 
 
 def _gelu_d2f(z: Array, a: Array) -> Array:
     return _INV_SQRT_2PI * np.exp(-0.5 * z * z) * (2.0 - z * z)
 
 
-def _silu_df(z: Array, a: Array) -> Array:
+def _silu(z: Array, out: Array | None = None) -> Array:
+    return _into(out, z * special.expit(z))
+
+
+def _silu_df(z: Array, a: Array, out: Array | None = None) -> Array:
     s = special.expit(z)
-    return s * (1.0 + z * (1.0 - s))
+    return _into(out, s * (1.0 + z * (1.0 - s)))
 
 
 def _silu_d2f(z: Array, a: Array) -> Array:
@@ -150,51 +230,21 @@ def _softplus_d2f(z: Array, a: Array) -> Array:
     return s * (1.0 - s)
 
 
+def _softmax(z: Array, out: Array | None = None) -> Array:
+    return _into(out, special.softmax(z, axis=-1))
+
+
 _TABLE = (
-    Activation(
-        "identity", lambda z: z, lambda z, a: np.ones_like(z), lambda z, a: np.zeros_like(z)
-    ),
-    Activation("tanh", np.tanh, lambda z, a: 1.0 - a * a, lambda z, a: -2.0 * a * (1.0 - a * a)),
-    Activation(
-        "sigmoid",
-        special.expit,
-        lambda z, a: a * (1.0 - a),
-        lambda z, a: a * (1.0 - a) * (1.0 - 2.0 * a),
-    ),
-    Activation(
-        "relu",
-        _relu,
-        lambda z, a: z > 0,  # a boolean mask: multiplying by it is cheaper than a float copy
-        lambda z, a: np.zeros_like(z),
-        kink=True,
-        he_init=True,
-    ),
-    Activation(
-        "leaky_relu",
-        _leaky_relu,
-        lambda z, a: np.where(z > 0, 1.0, LEAKY_SLOPE),
-        lambda z, a: np.zeros_like(z),
-        kink=True,
-        he_init=True,
-    ),
-    Activation(
-        "softplus",
-        lambda z: np.logaddexp(0.0, z),
-        lambda z, a: special.expit(z),
-        _softplus_d2f,
-        he_init=True,
-    ),
-    Activation(
-        "elu",
-        _elu,
-        _elu_df,
-        lambda z, a: np.where(z > 0, 0.0, np.exp(np.minimum(z, 0.0))),
-        he_init=True,
-        kink2=True,
-    ),
+    Activation("identity", _identity, _identity_df, _zero_d2f),
+    Activation("tanh", _tanh, _tanh_df, _tanh_d2f),
+    Activation("sigmoid", _sigmoid, _sigmoid_df, _sigmoid_d2f),
+    Activation("relu", _relu, _relu_df, _zero_d2f, kink=True, he_init=True, df_dtype=np.bool_),
+    Activation("leaky_relu", _leaky_relu, _leaky_relu_df, _zero_d2f, kink=True, he_init=True),
+    Activation("softplus", _softplus, _softplus_df, _softplus_d2f, he_init=True),
+    Activation("elu", _elu, _elu_df, _elu_d2f, he_init=True, kink2=True),
     Activation("gelu", _gelu, _gelu_df, _gelu_d2f, he_init=True),
-    Activation("silu", lambda z: z * special.expit(z), _silu_df, _silu_d2f, he_init=True),
-    Activation("softmax", lambda z: special.softmax(z, axis=-1), None, None),
+    Activation("silu", _silu, _silu_df, _silu_d2f, he_init=True),
+    Activation("softmax", _softmax, None, None),
 )
 
 ACTIVATIONS: dict[str, Activation] = {act.name: act for act in _TABLE}

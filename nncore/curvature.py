@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._validation import FloatArray
+from .workspace import Workspace, matmul_fm
 
 if TYPE_CHECKING:
     from .network import MLP, Batch, Cache
@@ -50,10 +51,12 @@ def r_forward(
     ra_prev = None
     last = len(params) - 1
     for k, ((W, _), (VW, vb), act) in enumerate(zip(params, vparams, net._acts)):
-        rz = cache.A[k] @ VW.T  # (N, n_{l-1}) @ (n_{l-1}, n_l)
-        rz += vb
+        # R{Z_l}^T = V_l A_{l-1}^T + v_l + W_l R{A_{l-1}}^T, in the layout of Z_l (workspace.py)
+        rzt = VW @ cache.A[k].T  # (n_l, n_{l-1}) @ (n_{l-1}, N)
+        rzt += vb[:, None]
         if ra_prev is not None:
-            rz += ra_prev @ W.T
+            rzt += W @ ra_prev.T
+        rz = rzt.T  # (N, n_l)
         ra = act.jvp(rz, cache.Z[k], cache.A[k + 1]) if (k < last or need_last_a) else None
         RZ.append(rz)
         RA.append(ra)
@@ -62,22 +65,29 @@ def r_forward(
 
 
 def hessp(
-    net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray, with_l2: bool = True
+    net: MLP,
+    params: Params,
+    cache: Cache,
+    batch: Batch,
+    v: FloatArray,
+    ws: Workspace,
+    with_l2: bool = True,
 ) -> FloatArray:
     """``(d^2 J / d theta^2) v`` by the R-operator: ``8L - 5`` matrix products (a gradient
-    takes ``3L - 1``)."""
+    takes ``3L - 1``).  ``ws`` is the workspace of the forward pass; its delta buffers carry
+    ``D_l``."""
     vparams = net.layout.unpack(v)
     loss, acts = net._loss, net._acts
     RZ, RA = r_forward(net, params, vparams, cache, need_last_a=not loss.fused)
     Z_L, A_L = cache.Z[-1], cache.A[-1]
     if loss.fused:  # D_L = omega dl/dZ_L, R{D_L} = omega H_out R{Z_L}
-        D = net._weigh(loss.output_grad(Z_L, A_L, batch.Y), batch)
+        D = net._weigh(loss.output_grad(Z_L, A_L, batch.Y, ws.D[-1]), batch)
         RD = net._weigh(loss.output_hvp(Z_L, A_L, batch.Y, RZ[-1]), batch)
     else:  # G_L = omega dl/dA_L, R{G_L} = omega H_out R{A_L}, then through f_L
-        G = net._weigh(loss.output_grad(Z_L, A_L, batch.Y), batch)
+        G = net._weigh(loss.output_grad(Z_L, A_L, batch.Y, ws.D[-1]), batch)
         RG = net._weigh(loss.output_hvp(Z_L, A_L, batch.Y, RA[-1]), batch)
         RD = acts[-1].vjp_tangent(G, RG, Z_L, A_L, RZ[-1])
-        D = acts[-1].vjp(G, Z_L, A_L)
+        D = acts[-1].vjp(G, Z_L, A_L, ws.S[-1])
     Hv = np.empty(net.n_params)
     out = net.layout.unpack(Hv)
     for k in range(len(params) - 1, -1, -1):  # 0-based index k: layer l = k + 1
@@ -90,18 +100,25 @@ def hessp(
             hW += net.l2 * VW
         np.sum(RD, axis=0, out=hb)
         if k > 0:
-            G = D @ W  # dJ/dA_{l-1}, (N, n_{l-1})
-            RG = RD @ W
-            RG += D @ VW
+            G = np.matmul(D, W, out=ws.D[k - 1])  # dJ/dA_{l-1}, (N, n_{l-1})
+            RG = matmul_fm(RD, W)
+            RG += matmul_fm(D, VW)
             RD = acts[k - 1].vjp_tangent(G, RG, cache.Z[k - 1], cache.A[k], RZ[k - 1])
-            D = acts[k - 1].vjp(G, cache.Z[k - 1], cache.A[k])
+            D = acts[k - 1].vjp(G, cache.Z[k - 1], cache.A[k], ws.S[k - 1])
     return Hv
 
 
 def gnvp(
-    net: MLP, params: Params, cache: Cache, batch: Batch, v: FloatArray, with_l2: bool = True
+    net: MLP,
+    params: Params,
+    cache: Cache,
+    batch: Batch,
+    v: FloatArray,
+    ws: Workspace,
+    with_l2: bool = True,
 ) -> FloatArray:
-    """Gauss-Newton product ``J^T H_out J v + l2 * V`` (positive semi-definite)."""
+    """Gauss-Newton product ``J^T H_out J v + l2 * V`` (positive semi-definite); ``ws`` is the
+    workspace of the forward pass (its delta buffers carry ``J^T``)."""
     vparams = net.layout.unpack(v)
     loss = net._loss
     RZ, RA = r_forward(net, params, vparams, cache, need_last_a=not loss.fused)
@@ -110,7 +127,7 @@ def gnvp(
     U = net._weigh(loss.output_hvp(Z_L, A_L, batch.Y, out_tangent), batch)
     if not loss.fused:
         U = net._acts[-1].vjp(U, Z_L, A_L)
-    return net._backprop(params, cache, U, vparams if with_l2 else None)
+    return net._backprop(params, cache, U, ws, vparams if with_l2 else None)
 
 
 def residual_scale(batch: Batch, n_out: int) -> Array:
@@ -158,7 +175,7 @@ def jacobian(net: MLP, params: Params, cache: Cache, batch: Batch) -> FloatArray
             np.multiply(D[:, :, None], cache.A[k][:, None, :], out=block)  # per-sample D^T A
             rows[:, out_k, mid : mid + n_l] = D
             if k > 0:
-                D = net._acts[k - 1].vjp(D @ params[k][0], cache.Z[k - 1], cache.A[k])
+                D = net._acts[k - 1].vjp(matmul_fm(D, params[k][0]), cache.Z[k - 1], cache.A[k])
     if net.l2:
         mask = net.layout.weight_mask()
         Jac[N * n_out :, np.flatnonzero(mask)] = np.sqrt(net.l2 / 2.0) * np.eye(n_weights)

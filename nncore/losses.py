@@ -7,9 +7,10 @@ the l2 term, and that assembly is written once, in :mod:`nncore.network`.  A rec
 * ``targets(y, n_samples, n_out)``: validate ``y`` and return it as a float64
   ``(N, n_out)`` array ``Y`` (integer labels become one-hot rows);
 * ``per_sample(Z, A, Y)``: ``l_i``, shape ``(N,)``;
-* ``output_grad(Z, A, Y)``: ``d l_i / d A_L`` for ``mse``, or ``d l_i / d Z_L`` for the
-  losses fused with their output activation (``fused=True``: bce with sigmoid,
-  cross_entropy with softmax), shape ``(N, n_out)``, unweighted;
+* ``output_grad(Z, A, Y, out=None)``: ``d l_i / d A_L`` for ``mse``, or ``d l_i / d Z_L``
+  for the losses fused with their output activation (``fused=True``: bce with sigmoid,
+  cross_entropy with softmax), shape ``(N, n_out)``, unweighted; written into ``out`` when
+  given;
 * ``output_hvp(Z, A, Y, U)``: the Hessian of ``l_i`` with respect to that same output
   (``A_L`` or ``Z_L``) applied to ``U`` row by row, unweighted: the curvature used by the
   Hessian- and Gauss-Newton-vector products.  It is positive semi-definite for every loss.
@@ -45,7 +46,7 @@ class Loss:
     fused: bool
     targets: Callable[[Any, int, int], Array]
     per_sample: Callable[[Array, Array, Array], Array]
-    output_grad: Callable[[Array, Array, Array], Array]
+    output_grad: Callable[..., Array]
     output_hvp: Callable[[Array, Array, Array, Array], Array]
 
 
@@ -90,7 +91,7 @@ def _cross_entropy_targets(y: Any, n_samples: int, n_out: int) -> Array:
         if (labels != Y).any():
             bad = Y[labels != Y][0]
             raise ValueError(f"cross_entropy labels must be integers, got {bad}")
-        onehot = np.zeros((n_samples, n_out))
+        onehot = np.zeros((n_samples, n_out), order="F")  # the kernels' layout (network.py)
         onehot[np.arange(n_samples), labels] = 1.0
         return onehot
     if Y.shape != (n_samples, n_out):
@@ -119,8 +120,8 @@ def _mse_per_sample(Z: Array, A: Array, Y: Array) -> Array:
     return np.add.reduce(R, axis=1) / Y.shape[1]  # the mean over outputs, as np.mean does it
 
 
-def _mse_grad(Z: Array, A: Array, Y: Array) -> Array:
-    G = A - Y
+def _mse_grad(Z: Array, A: Array, Y: Array, out: Array | None = None) -> Array:
+    G = np.subtract(A, Y, out=out)
     G *= 2.0 / Y.shape[1]
     return G
 
@@ -136,8 +137,8 @@ def _bce_per_sample(Z: Array, A: Array, Y: Array) -> Array:
     return np.add.reduce(L, axis=1) / Y.shape[1]
 
 
-def _bce_grad(Z: Array, A: Array, Y: Array) -> Array:
-    D = A - Y  # A = sigmoid(Z)
+def _bce_grad(Z: Array, A: Array, Y: Array, out: Array | None = None) -> Array:
+    D = np.subtract(A, Y, out=out)  # A = sigmoid(Z)
     D *= 1.0 / Y.shape[1]
     return D
 
@@ -146,14 +147,17 @@ def _bce_hvp(Z: Array, A: Array, Y: Array, U: Array) -> Array:
     return U * (A * (1.0 - A) / Y.shape[1])  # d^2 l_i / d Z_i^2 = diag(s (1 - s)) / n_out
 
 
-# cross_entropy: l_i = -sum_k Y_ik log softmax(Z_i)_k = s_i logsumexp(Z_i) - <Y_i, Z_i>,
+# cross_entropy: l_i = -sum_k Y_ik log softmax(Z_i)_k, with log softmax(Z_i) = Z_i -
+# logsumexp(Z_i) from the logits (never log of a probability, which underflows);
 # s_i = sum_k Y_ik;  d l_i / d Z_i = s_i softmax(Z_i) - Y_i
 def _cross_entropy_per_sample(Z: Array, A: Array, Y: Array) -> Array:
-    return special.logsumexp(Z, axis=1) * Y.sum(axis=1) - np.einsum("ij,ij->i", Y, Z)
+    YlogA = special.log_softmax(Z, axis=1)
+    YlogA *= Y
+    return -np.add.reduce(YlogA, axis=1)
 
 
-def _cross_entropy_grad(Z: Array, A: Array, Y: Array) -> Array:
-    D = A * Y.sum(axis=1)[:, None]  # A = softmax(Z)
+def _cross_entropy_grad(Z: Array, A: Array, Y: Array, out: Array | None = None) -> Array:
+    D = np.multiply(A, Y.sum(axis=1)[:, None], out=out)  # A = softmax(Z)
     D -= Y
     return D
 

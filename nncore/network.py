@@ -21,10 +21,18 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import curvature
-from ._validation import FloatArray, check_sample_weight, check_theta, check_vector, check_X
+from ._validation import (
+    FloatArray,
+    check_out,
+    check_sample_weight,
+    check_theta,
+    check_vector,
+    check_X,
+)
 from .activations import Activation, get_activation
 from .layout import Layout
 from .losses import Loss, get_loss
+from .workspace import Workspace
 
 Array = np.ndarray
 
@@ -231,12 +239,13 @@ class MLP:
     def batch(self, X: Any, y: Any, sample_weight: Any = None) -> Batch:
         """Validate ``(X, y, sample_weight)`` once and return the :class:`Batch` used inside.
 
+        ``Y`` is stored F-ordered, the layout of the kernels' buffers (:mod:`nncore.workspace`).
         Raises ``TypeError``/``ValueError`` for wrong types, shapes, non-finite values,
         targets the loss does not accept, and negative or all-zero weights.
         """
         Xc = check_X(X, self.sizes[0])
         n = Xc.shape[0]
-        Y = self._loss.targets(y, n, self.sizes[-1])
+        Y = np.asfortranarray(self._loss.targets(y, n, self.sizes[-1]))
         return Batch(Xc, Y, check_sample_weight(sample_weight, n))
 
     # -- kernels -----------------------------------------------------------------------
@@ -246,26 +255,31 @@ class MLP:
         Returns
         -------
         Cache
-            ``Z = (Z_1..Z_L)`` and ``A = (A_0..A_L)``, each ``(N, n_l)``.
+            ``Z = (Z_1..Z_L)`` and ``A = (A_0..A_L)``, each ``(N, n_l)``, new arrays.
         """
         theta = check_theta(theta, self.n_params)
         return self._forward(self.layout.unpack(theta), check_X(X, self.sizes[0]))
 
-    def _forward(self, params: list[tuple[Array, Array]], X: Array) -> Cache:
+    def _forward(
+        self, params: list[tuple[Array, Array]], X: Array, ws: Workspace | None = None
+    ) -> Cache:
+        """The forward cache, in the buffers of ``ws`` (a new workspace when ``None``)."""
+        if ws is None:
+            ws = Workspace(self, X.shape[0])
         Z, A = [], [X]
-        for (W, b), act in zip(params, self._acts):
+        for (W, b), act, zt, a in zip(params, self._acts, ws.ZT, ws.A):
             # Z_l^T = W_l A_{l-1}^T + b_l, as the seed writes it: the same BLAS call on the
             # same memory layout, so the seed's network is reproduced bit for bit.
-            zt = W @ A[-1].T  # (n_l, n_{l-1}) @ (n_{l-1}, N)
+            np.matmul(W, A[-1].T, out=zt)  # (n_l, n_{l-1}) @ (n_{l-1}, N)
             zt += b[:, None]
             z = zt.T  # (N, n_l), a view
             Z.append(z)
-            A.append(act.f(z))
+            A.append(z if a is None else act.f(z, a))
         return Cache(tuple(Z), tuple(A))
 
     def predict(self, theta: Any, X: Any) -> FloatArray:
-        """Network output ``A_L``, shape ``(N, n_out)``."""
-        return self.forward(theta, X).A[-1]
+        """Network output ``A_L``, shape ``(N, n_out)``, a new C-ordered array."""
+        return np.ascontiguousarray(self.forward(theta, X).A[-1])
 
     def _value(self, params: list[tuple[Array, Array]], cache: Cache, batch: Batch) -> float:
         """``J`` from a forward cache: weighted mean of per-sample losses plus the l2 term."""
@@ -297,50 +311,48 @@ class MLP:
         params: list[tuple[Array, Array]],
         cache: Cache,
         batch: Batch,
+        ws: Workspace,
         with_l2: bool = True,
         out: FloatArray | None = None,
     ) -> FloatArray:
-        """``dJ/dtheta``, written block by block into views of one flat array (added to
-        ``out`` when given)."""
+        """``dJ/dtheta``, written block by block into views of ``out`` (a new array when
+        ``None``); ``ws`` is the workspace of the forward pass that made ``cache``."""
         Z_L, A_L = cache.Z[-1], cache.A[-1]
         # omega_i dl_i/dA_L, or omega_i dl_i/dZ_L for the fused losses, (N, n_L)
-        D = self._weigh(self._loss.output_grad(Z_L, A_L, batch.Y), batch)
+        D = self._weigh(self._loss.output_grad(Z_L, A_L, batch.Y, ws.D[-1]), batch)
         if not self._loss.fused:
-            D = self._acts[-1].vjp(D, Z_L, A_L)  # D_L = dJ/dZ_L
-        return self._backprop(params, cache, D, params if with_l2 else None, out)
+            D = self._acts[-1].vjp(D, Z_L, A_L, ws.S[-1])  # D_L = dJ/dZ_L
+        return self._backprop(params, cache, D, ws, params if with_l2 else None, out)
 
     def _backprop(
         self,
         params: list[tuple[Array, Array]],
         cache: Cache,
         D: Array,
+        ws: Workspace,
         l2_blocks: list[tuple[Array, Array]] | None,
         out: FloatArray | None = None,
     ) -> FloatArray:
         """Carry ``D_L`` (N, n_L) down the layers: ``D_l^T A_{l-1} + l2 * M_l`` and ``1^T D_l``
         per layer, with ``M_l`` the weight block of ``l2_blocks`` (``W_l`` for the gradient,
-        ``V_l`` for the Gauss-Newton product; ``None``: no l2 term).  The result is added to
-        ``out`` when given (chunked evaluation), else written to a new array.  ``D`` may be
+        ``V_l`` for the Gauss-Newton product; ``None``: no l2 term).  The hidden deltas go to
+        ``ws.D``; the result is written into ``out`` (a new array when ``None``).  ``D`` may be
         overwritten."""
         g = np.empty(self.n_params) if out is None else out
         grads = self.layout.unpack(g)
         for k in range(len(params) - 1, -1, -1):  # 0-based index k: layer l = k + 1
             W = params[k][0]
             gW, gb = grads[k]
-            if out is None:
-                # dJ/dW_l^T = A_{l-1}^T D_l: (n_{l-1}, N) @ (N, n_l), written into gW's transpose
-                # (OpenBLAS runs this orientation several times faster than D^T A on this
-                # machine when the other core is busy; benchmarks/bench_loss_grad.py)
-                np.matmul(cache.A[k].T, D, out=gW.T)
-                np.add.reduce(D, axis=0, out=gb)
-            else:
-                gW += (cache.A[k].T @ D).T
-                gb += np.add.reduce(D, axis=0)
+            # dJ/dW_l^T = A_{l-1}^T D_l: (n_{l-1}, N) @ (N, n_l), written into gW's transpose
+            # (OpenBLAS runs this orientation faster than D^T A on this machine when the
+            # other core is busy; benchmarks/bench_loss_grad.py)
+            np.matmul(cache.A[k].T, D, out=gW.T)
+            np.add.reduce(D, axis=0, out=gb)
             if self.l2 and l2_blocks is not None:
                 gW += self.l2 * l2_blocks[k][0]
             if k > 0:  # the input gradient D_1 W_1 is never needed
-                D = D @ W  # (N, n_l) @ (n_l, n_{l-1})
-                D = self._acts[k - 1].vjp(D, cache.Z[k - 1], cache.A[k])
+                D = np.matmul(D, W, out=ws.D[k - 1])  # (N, n_l) @ (n_l, n_{l-1})
+                D = self._acts[k - 1].vjp(D, cache.Z[k - 1], cache.A[k], ws.S[k - 1])
         return g
 
     # -- public objective --------------------------------------------------------------
@@ -362,26 +374,52 @@ class MLP:
         params = self.layout.unpack(theta)
         return self._value(params, self._forward(params, batch.X), batch)
 
-    def grad(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
-        """``dJ/dtheta`` by backprop, shape ``(n_params,)``, in the layout of theta."""
-        return self.loss_and_grad(theta, X, y, sample_weight)[1]
+    def grad(
+        self,
+        theta: Any,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        out: FloatArray | None = None,
+    ) -> FloatArray:
+        """``dJ/dtheta`` by backprop, shape ``(n_params,)``, in the layout of theta.
+
+        ``out``, a C-contiguous float64 array of shape ``(n_params,)`` that does not overlap
+        ``theta``, receives the gradient and is returned; otherwise a new array is.
+        """
+        return self.loss_and_grad(theta, X, y, sample_weight, out=out)[1]
 
     def loss_and_grad(
-        self, theta: Any, X: Any, y: Any, sample_weight: Any = None
+        self,
+        theta: Any,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        out: FloatArray | None = None,
     ) -> tuple[float, FloatArray]:
-        """``(J, dJ/dtheta)`` from one forward pass, for ``minimize(..., jac=True)``."""
+        """``(J, dJ/dtheta)`` from one forward pass, for ``minimize(..., jac=True)``.
+
+        ``out`` as for :meth:`grad`.
+        """
         theta = check_theta(theta, self.n_params)
+        if out is not None:
+            check_out(out, self.n_params, theta)
         batch = self.batch(X, y, sample_weight)
         params = self.layout.unpack(theta)
-        cache = self._forward(params, batch.X)
-        return self._value(params, cache, batch), self._backward(params, cache, batch)
+        ws = Workspace(self, batch.X.shape[0])
+        cache = self._forward(params, batch.X, ws)
+        J = self._value(params, cache, batch)
+        return J, self._backward(params, cache, batch, ws, out=out)
 
     # -- curvature (nncore.curvature) -------------------------------------------------
     def _prepared(self, theta: Any, X: Any, y: Any, sample_weight: Any):
         theta = check_theta(theta, self.n_params)
         batch = self.batch(X, y, sample_weight)
         params = self.layout.unpack(theta)
-        return params, self._forward(params, batch.X), batch
+        ws = Workspace(self, batch.X.shape[0])
+        return params, self._forward(params, batch.X, ws), batch, ws
 
     def hessp(self, theta: Any, v: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
         """Exact Hessian-vector product ``(d^2 J / d theta^2) v``, shape ``(n_params,)``.
@@ -393,8 +431,8 @@ class MLP:
         kink the second derivative is taken as 0, the product JAX's autodiff computes.
         """
         v = check_vector(v, self.n_params)
-        params, cache, batch = self._prepared(theta, X, y, sample_weight)
-        return curvature.hessp(self, params, cache, batch, v)
+        params, cache, batch, ws = self._prepared(theta, X, y, sample_weight)
+        return curvature.hessp(self, params, cache, batch, v, ws)
 
     def gnvp(self, theta: Any, v: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
         """Gauss-Newton (Fisher, for bce and cross_entropy) matrix times ``v``.
@@ -404,8 +442,8 @@ class MLP:
         positive semi-definite by construction.
         """
         v = check_vector(v, self.n_params)
-        params, cache, batch = self._prepared(theta, X, y, sample_weight)
-        return curvature.gnvp(self, params, cache, batch, v)
+        params, cache, batch, ws = self._prepared(theta, X, y, sample_weight)
+        return curvature.gnvp(self, params, cache, batch, v, ws)
 
     def hessian(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
         """The full, symmetric Hessian ``(n_params, n_params)`` for small networks.
@@ -426,13 +464,13 @@ class MLP:
         Shape ``(N * n_out [+ n_weights],)``.
         """
         self._require_mse("residuals")
-        params, cache, batch = self._prepared(theta, X, y, sample_weight)
+        params, cache, batch, _ = self._prepared(theta, X, y, sample_weight)
         return curvature.residuals(self, params, cache, batch)
 
     def jacobian(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
         """Jacobian of :meth:`residuals`, shape ``(len(residuals), n_params)``."""
         self._require_mse("jacobian")
-        params, cache, batch = self._prepared(theta, X, y, sample_weight)
+        params, cache, batch, _ = self._prepared(theta, X, y, sample_weight)
         return curvature.jacobian(self, params, cache, batch)
 
     def objective(

@@ -5,11 +5,17 @@ point many times; :class:`Objective` validates the data once, and keeps the forw
 ``J`` and the gradient of the last theta it saw, keyed on a copy of that theta (as scipy's
 own ``ScalarFunction`` does: never a reference the caller could change).
 
+Every pass runs in a :class:`~nncore.workspace.Workspace` the objective keeps: its buffers
+are allocated at the first call and reused by every later one, so a call allocates nothing
+larger than ``(N, n_out)``.  Results handed to the caller are always copies.
+
 With ``chunk_size`` the rows are processed in chunks: loss, gradient and curvature products
 are accumulated exactly (the same weighted mean, to round-off) and the working memory is
 ``O(chunk_size x widest layer)`` whatever ``N``; no forward cache is kept then.  With
 ``n_jobs > 1`` the chunks run on a thread pool, each thread with one BLAS thread
 (threadpoolctl), so that element-wise work uses every core and BLAS does not oversubscribe.
+Thread ``j`` takes chunks ``j, j + n_jobs, ...`` and keeps its own running sums, which are
+added in thread order: the result does not depend on timing.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 
 from . import curvature
 from ._validation import FloatArray, check_theta, check_vector
+from .workspace import Spaces
 
 if TYPE_CHECKING:
     from .network import MLP, Batch
@@ -94,6 +101,9 @@ class Objective:
         self._J: float | None = None
         self._g: FloatArray | None = None
         self._H: dict[str, FloatArray] = {}
+        # one set of workspaces per thread; [0] also serves the unchunked passes
+        self._spaces = [Spaces(net) for _ in range(n_jobs if self.chunks is not None else 1)]
+        self._gbuf = np.empty(net.n_params)
 
     # -- the point -------------------------------------------------------------------
     def _at(self, theta: Any) -> None:
@@ -103,7 +113,8 @@ class Objective:
         key = theta.copy()  # never a reference the caller could change
         params = self.net.layout.unpack(key)
         if self.chunks is None:
-            cache = self.net._forward(params, self.batch.X)
+            ws = self._spaces[0].get(self.batch.X.shape[0])
+            cache = self.net._forward(params, self.batch.X, ws)  # overwrites the last cache
             J = self.net._value(params, cache, self.batch)
             self.nfev += 1
         else:
@@ -111,10 +122,26 @@ class Objective:
         self._theta, self._params, self._cache, self._J, self._g = key, params, cache, J, None
         self._H = {}
 
-    def _map(self, work):
-        """``[work(chunk) for chunk in chunks]``, on threads when ``n_jobs > 1``."""
+    def _sweep(self, task):
+        """The sums over chunks of ``task(chunk, workspace)``, a tuple of floats and arrays
+        (arrays may be workspace buffers: each part is added before the next chunk runs).
+        On threads when ``n_jobs > 1``, thread ``j`` summing chunks ``j, j + n_jobs, ...``;
+        the threads' sums are then added in thread order.  Returns a list of arrays (0-d for
+        the floats)."""
+
+        def run(j: int):
+            spaces, total = self._spaces[j], None
+            for chunk in self.chunks[j :: self.n_jobs]:
+                parts = task(chunk, spaces.get(chunk.X.shape[0]))
+                if total is None:
+                    total = [np.array(p, dtype=np.float64) for p in parts]  # copies
+                else:
+                    for t, p in zip(total, parts):
+                        t += p
+            return total
+
         if self.n_jobs == 1:
-            return [work(chunk) for chunk in self.chunks]
+            return run(0)
         try:
             from threadpoolctl import threadpool_limits
         except ImportError as err:  # pragma: no cover - exercised only without it
@@ -125,7 +152,12 @@ class Objective:
 
         with threadpool_limits(1, user_api="blas"):
             with ThreadPoolExecutor(self.n_jobs) as pool:
-                return list(pool.map(work, self.chunks))  # in chunk order: deterministic
+                sums = [s for s in pool.map(run, range(self.n_jobs)) if s is not None]
+        total = sums[0]
+        for s in sums[1:]:
+            for t, p in zip(total, s):
+                t += p
+        return total
 
     # -- value and gradient ----------------------------------------------------------
     def fun(self, theta: Any) -> float:
@@ -133,8 +165,10 @@ class Objective:
         self._at(theta)
         if self._J is None:
             net, params = self.net, self._params
-            parts = self._map(lambda c: net._data_value(net._forward(params, c.X), c))
-            self._J = float(sum(parts)) + net._l2_value(params)
+            (data,) = self._sweep(
+                lambda c, ws: (net._data_value(net._forward(params, c.X, ws), c),)
+            )
+            self._J = float(data) + net._l2_value(params)
             self.nfev += 1
         return self._J
 
@@ -144,16 +178,18 @@ class Objective:
         if self._g is None:
             net, params = self.net, self._params
             if self.chunks is None:
-                self._g = net._backward(params, self._cache, self.batch)
+                ws = self._spaces[0].get(self.batch.X.shape[0])
+                self._g = net._backward(params, self._cache, self.batch, ws, out=self._gbuf)
             else:
 
-                def work(c):
-                    cache = net._forward(params, c.X)
-                    return net._data_value(cache, c), net._backward(params, cache, c, False)
+                def task(c, ws):
+                    cache = net._forward(params, c.X, ws)
+                    g = net._backward(params, cache, c, ws, with_l2=False, out=ws.g)
+                    return net._data_value(cache, c), g
 
-                parts = self._map(work)
-                self._J = float(sum(J for J, _ in parts)) + net._l2_value(params)
-                self._g = self._with_l2(np.sum([gc for _, gc in parts], axis=0), self._theta)
+                data, g = self._sweep(task)
+                self._J = float(data) + net._l2_value(params)
+                self._g = self._with_l2(g, self._theta)
                 self.nfev += 1
             self.njev += 1
         return self._g.copy()
@@ -178,9 +214,12 @@ class Objective:
         product = curvature.hessp if kind == "exact" else curvature.gnvp
         net, params = self.net, self._params
         if self.chunks is None:
-            return product(net, params, self._cache, self.batch, v)
-        parts = self._map(lambda c: product(net, params, net._forward(params, c.X), c, v, False))
-        return self._with_l2(np.sum(parts, axis=0), v)
+            ws = self._spaces[0].get(self.batch.X.shape[0])
+            return product(net, params, self._cache, self.batch, v, ws)
+        (total,) = self._sweep(
+            lambda c, ws: (product(net, params, net._forward(params, c.X, ws), c, v, ws, False),)
+        )
+        return self._with_l2(total, v)
 
     def hessp(self, theta: Any, v: Any) -> FloatArray:
         """Exact ``(d^2 J / d theta^2) v`` from the cached forward pass (R-operator)."""

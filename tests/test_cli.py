@@ -67,8 +67,8 @@ def test_check_exits_non_zero_when_the_gradient_is_wrong(monkeypatch, capsys):
 
     original = MLP._backward
 
-    def broken(self, params, cache, batch):
-        g = original(self, params, cache, batch)
+    def broken(self, *args, **kwargs):
+        g = original(self, *args, **kwargs)
         g[0] += 1e-3
         return g
 

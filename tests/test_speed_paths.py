@@ -51,6 +51,83 @@ def test_repeated_calls_are_identical_and_results_are_never_overwritten(d):
     J3, g3 = net.loss_and_grad(theta, X, y, w)  # and the public path agrees bit for bit
     assert J3 == J1
     np.testing.assert_array_equal(g3, g1)
+    # the curvature products read the same cache, in the objective's reused workspace
+    v = np.linspace(-1.0, 1.0, net.n_params)
+    h1, n1 = obj.hessp(theta, v), obj.gnvp(theta, v)
+    obj.fun_and_jac(other)
+    np.testing.assert_array_equal(obj.hessp(theta, v), h1)
+    np.testing.assert_array_equal(obj.gnvp(theta, v), n1)
+    np.testing.assert_array_equal(net.hessp(theta, v, X, y, w), h1)
+    np.testing.assert_array_equal(net.gnvp(theta, v, X, y, w), n1)
+
+
+@given(st.data())
+def test_threaded_chunks_are_deterministic(d):
+    """Each thread sums a fixed set of chunks, so timing never changes the rounding."""
+    net = d.draw(networks())
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net))
+    chunk = d.draw(st.integers(1, max(1, X.shape[0] // 2)))
+    obj = net.objective(X, y, w, chunk_size=chunk, n_jobs=2)
+    J1, g1 = obj.fun_and_jac(theta)
+    v = np.linspace(-1.0, 1.0, net.n_params)
+    h1 = obj.hessp(theta, v)
+    for _ in range(3):
+        obj.fun_and_jac(theta + 0.25)
+        J2, g2 = obj.fun_and_jac(theta)
+        assert J2 == J1
+        np.testing.assert_array_equal(g2, g1)
+        np.testing.assert_array_equal(obj.hessp(theta, v), h1)
+
+
+def test_chunked_workspaces_hold_chunk_rows_only():
+    """Bounded memory: the buffers an objective keeps are sized by the chunk, not by N."""
+    net = nncore.MLP([5, 16, 8, 3], activation="relu", loss="cross_entropy")
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((1000, 5)), rng.integers(0, 3, 1000)
+    obj = net.objective(X, y, chunk_size=96, n_jobs=2)
+    obj.fun_and_jac(net.init(0))
+    sizes = sorted(N for spaces in obj._spaces for N in spaces._by_size)
+    # 1000 = 10 x 96 + 40: thread 0 takes chunks 0, 2, ..., 10 (the last has 40 rows),
+    # thread 1 chunks 1, 3, ..., 9
+    assert sizes == [40, 96, 96]
+
+
+def test_gradient_out_argument():
+    net = nncore.MLP([3, 5, 2], activation="tanh", loss="mse", l2=0.1)
+    rng = np.random.default_rng(3)
+    theta, X, y = net.init(rng), rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
+    J, g = net.loss_and_grad(theta, X, y)
+    out = np.full(net.n_params, np.nan)
+    J2, g2 = net.loss_and_grad(theta, X, y, out=out)
+    assert g2 is out and J2 == J
+    np.testing.assert_array_equal(out, g)
+    out2 = np.empty(net.n_params)
+    assert net.grad(theta, X, y, out=out2) is out2
+    np.testing.assert_array_equal(out2, g)
+
+
+@pytest.mark.parametrize(
+    ("make_out", "error", "message"),
+    [
+        (lambda n, t: [0.0] * n, TypeError, "out must be a numpy.ndarray, got list"),
+        (lambda n, t: np.empty(n - 1), ValueError, r"out must be a float64 array of shape"),
+        (lambda n, t: np.empty(n, np.float32), ValueError, "got float32"),
+        (lambda n, t: np.empty(2 * n)[::2], ValueError, "C-contiguous and writeable"),
+        (lambda n, t: t, ValueError, "out must not share memory with theta"),
+    ],
+)
+def test_bad_out_is_rejected_before_anything_is_written(make_out, error, message):
+    net = nncore.MLP([2, 3, 1])
+    theta = net.init(0)
+    keep = theta.copy()
+    X, y = np.ones((4, 2)), np.zeros(4)
+    out = make_out(net.n_params, theta)
+    before = np.array(out, dtype=float, copy=True)
+    with pytest.raises(error, match=message):
+        net.loss_and_grad(theta, X, y, out=out)
+    np.testing.assert_array_equal(theta, keep)
+    np.testing.assert_array_equal(np.asarray(out, dtype=float), before)
 
 
 def test_results_do_not_depend_on_the_batch_size_seen_before():

@@ -1,0 +1,99 @@
+r"""Buffers for one network and one batch size, allocated once and reused call after call.
+
+Every array of a forward and backward pass over ``N`` rows has a fixed shape, so
+:class:`Workspace` allocates them once: ``Z_l`` and ``A_l`` (the forward cache), ``D_l``
+(the deltas), ``f'_l(Z_l)`` (the scratch of the in-place derivative) and the flat gradient.
+A loss and gradient then run with no temporary larger than ``(N, n_out)``, which matters more
+than it seems: a fresh ``(N, 64)`` array per step costs page faults each time the allocator
+has handed memory back to the system (``docs/benchmarks.md``).
+
+The memory layout is the seed's.  The forward pass computes ``Z_l^T = W_l A_{l-1}^T + b_l``
+(``network.py``), so ``Z_l`` is the transpose of a C-ordered ``(n_l, N)`` array, that is an
+F-ordered ``(N, n_l)`` array; every other buffer is allocated in that same layout, so that
+element-wise work (``D_l * f'(Z_l)``, ``A_L - Y``) runs over memory in order instead of
+across strides, which costs several times more.
+
+A workspace is not thread-safe: one per thread (``nncore.objective`` keeps one per worker).
+It holds no results: whatever nncore returns to a caller is a fresh array (or the caller's
+``out=``), never one of these buffers, which the next call overwrites.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .network import MLP
+
+Array = np.ndarray
+
+
+def feature_major(N: int, n: int, dtype: type = np.float64) -> Array:
+    """An uninitialised ``(N, n)`` array stored as the transpose of a C-ordered ``(n, N)``."""
+    return np.empty((n, N), dtype=dtype).T
+
+
+def matmul_fm(a: Array, b: Array) -> Array:
+    """``a @ b`` into a new :func:`feature_major` array (the kernels' layout)."""
+    return np.matmul(a, b, out=feature_major(a.shape[0], b.shape[1]))
+
+
+class Workspace:
+    """Preallocated arrays for evaluating ``net`` on batches of exactly ``N`` rows.
+
+    Parameters
+    ----------
+    net : MLP
+    N : int
+        Number of rows (samples) of the batches it serves.
+
+    Attributes
+    ----------
+    ZT : tuple of ndarray
+        ``Z_l^T`` for ``l = 1..L``, C-ordered, shape ``(n_l, N)``; ``ZT[l - 1].T`` is ``Z_l``.
+    A : tuple of ndarray or None
+        ``A_l`` for ``l = 1..L``, shape ``(N, n_l)``; ``None`` for an identity layer, whose
+        ``A_l`` is ``Z_l`` itself.
+    D : tuple of ndarray
+        ``D_l = dJ/dZ_l`` for ``l = 1..L`` (the output gradient is written into ``D[L - 1]``).
+    S : tuple of ndarray
+        Scratch for ``f'_l(Z_l)``, dtype of the layer's ``Activation.df_dtype``.
+    g : ndarray of shape (n_params,)
+        A flat gradient (the chunk gradient of chunked evaluation).
+    """
+
+    def __init__(self, net: MLP, N: int) -> None:
+        self.N = N
+        widths = net.sizes[1:]
+        acts = net._acts
+        self.ZT = tuple(np.empty((n, N)) for n in widths)
+        self.A = tuple(
+            None if act.name == "identity" else feature_major(N, n) for n, act in zip(widths, acts)
+        )
+        self.D = tuple(feature_major(N, n) for n in widths)
+        self.S = tuple(feature_major(N, n, act.df_dtype) for n, act in zip(widths, acts))
+        self.g = np.empty(net.n_params)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the buffers."""
+        arrays = [*self.ZT, *(a for a in self.A if a is not None), *self.D, *self.S, self.g]
+        return sum(a.nbytes for a in arrays)
+
+
+class Spaces:
+    """One thread's workspaces, one per batch size it has met (chunked evaluation meets at
+    most two: the chunk size and the remainder)."""
+
+    def __init__(self, net: MLP) -> None:
+        self._net = net
+        self._by_size: dict[int, Workspace] = {}
+
+    def get(self, N: int) -> Workspace:
+        """The workspace for ``N`` rows, allocated on first use."""
+        ws = self._by_size.get(N)
+        if ws is None:
+            ws = self._by_size[N] = Workspace(self._net, N)
+        return ws
