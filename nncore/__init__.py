@@ -1,11 +1,20 @@
 """nncore: a flat-parameter neural-network core with exact, verified derivatives for scipy."""
 
 from .activations import ACTIVATIONS
+from .blas import limit_scipy_blas
 from .losses import LOSSES
 from .network import MLP
 from .objective import Objective
 from .training import train
 from .verify import check_gradient
 
-__all__ = ["ACTIVATIONS", "LOSSES", "MLP", "Objective", "check_gradient", "train"]
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "MLP",
+    "Objective",
+    "check_gradient",
+    "limit_scipy_blas",
+    "train",
+]
 __version__ = "0.1.0"

@@ -33,13 +33,21 @@ def as_real_array(value: Any, name: str) -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
+SMALL_ARRAY = 4096
+"""Up to this many entries :func:`all_finite` tests them directly; above, it sums first."""
+
+
 def all_finite(arr: np.ndarray) -> bool:
     """True when every entry of ``arr`` is finite.
 
-    A sum is finite only if every term is (an inf or NaN term makes it inf or NaN), so a
-    finite sum settles the question without a boolean temporary; only a non-finite sum
-    (which may also be overflow of huge finite entries) needs the element-wise test.
+    A sum is finite only if every term is (an inf or NaN term makes it inf or NaN), so for
+    large arrays a finite sum settles the question without a boolean temporary; only a
+    non-finite sum (which may also be overflow of huge finite entries) needs the
+    element-wise test.  Small arrays are tested directly, which is cheaper than the floating
+    point state the sum has to silence.
     """
+    if arr.size <= SMALL_ARRAY:
+        return bool(np.isfinite(arr).all())
     with np.errstate(over="ignore", invalid="ignore"):
         if math.isfinite(arr.sum()):
             return True

@@ -339,7 +339,7 @@ class MLP:
         ``ws.D``; the result is written into ``out`` (a new array when ``None``).  ``D`` may be
         overwritten."""
         g = np.empty(self.n_params) if out is None else out
-        grads = self.layout.unpack(g)
+        grads = ws.g_blocks if g is ws.g else self.layout.unpack(g)
         for k in range(len(params) - 1, -1, -1):  # 0-based index k: layer l = k + 1
             W = params[k][0]
             gW, gb = grads[k]

@@ -88,6 +88,15 @@ class Objective:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         if n_jobs > 1 and chunk_size is None:
             raise ValueError("n_jobs > 1 needs a chunk_size: threads work on chunks of rows")
+        if n_jobs > 1:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError as err:  # pragma: no cover - exercised only without it
+                raise ImportError(
+                    "n_jobs > 1 needs threadpoolctl to keep BLAS to one thread per worker: "
+                    'pip install "nncore[threads]"'
+                ) from err
+            self._blas = ThreadpoolController()  # once: it searches every loaded library
         self.net = net
         self.batch = batch
         self.chunks = _split(batch, chunk_size) if chunk_size is not None else None
@@ -95,6 +104,10 @@ class Objective:
         self.nfev = 0
         self.njev = 0
         self.nhev = 0
+        # the cache key: a copy of the last theta (never a reference the caller could change),
+        # in one buffer whose layer views are made once; None while no point is cached
+        self._key = np.empty(net.n_params)
+        self._key_params = net.layout.unpack(self._key)
         self._theta: FloatArray | None = None
         self._params = None
         self._cache = None
@@ -103,24 +116,37 @@ class Objective:
         self._H: dict[str, FloatArray] = {}
         # one set of workspaces per thread; [0] also serves the unchunked passes
         self._spaces = [Spaces(net) for _ in range(n_jobs if self.chunks is not None else 1)]
-        self._gbuf = np.empty(net.n_params)
+        self._ws = self._spaces[0].get(batch.X.shape[0]) if self.chunks is None else None
 
     # -- the point -------------------------------------------------------------------
+    def _same(self, theta: Any) -> bool:
+        """Whether ``theta`` is the cached point (an ndarray equal to the key)."""
+        return (
+            self._theta is not None
+            and type(theta) is np.ndarray
+            and theta.shape == self._key.shape
+            and not (theta != self._key).any()  # False for NaN: validation reports it
+        )
+
     def _at(self, theta: Any) -> None:
-        theta = check_theta(theta, self.net.n_params)
-        if self._theta is not None and not (theta != self._theta).any():
+        if self._same(theta):  # checked when it was first seen
             return
-        key = theta.copy()  # never a reference the caller could change
-        params = self.net.layout.unpack(key)
+        checked = check_theta(theta, self.net.n_params)
+        if checked is not theta and self._same(checked):  # an equal list, another dtype
+            return
+        theta = checked
+        self._theta = None  # no valid point until the new one is complete
+        np.copyto(self._key, theta)
+        params = self._key_params
         if self.chunks is None:
-            ws = self._spaces[0].get(self.batch.X.shape[0])
-            cache = self.net._forward(params, self.batch.X, ws)  # overwrites the last cache
+            cache = self.net._forward(params, self.batch.X, self._ws)  # overwrites the last
             J = self.net._value(params, cache, self.batch)
             self.nfev += 1
         else:
             cache, J = None, None  # computed on demand, chunk by chunk
-        self._theta, self._params, self._cache, self._J, self._g = key, params, cache, J, None
+        self._params, self._cache, self._J, self._g = params, cache, J, None
         self._H = {}
+        self._theta = self._key
 
     def _sweep(self, task):
         """The sums over chunks of ``task(chunk, workspace)``, a tuple of floats and arrays
@@ -142,15 +168,7 @@ class Objective:
 
         if self.n_jobs == 1:
             return run(0)
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError as err:  # pragma: no cover - exercised only without it
-            raise ImportError(
-                "n_jobs > 1 needs threadpoolctl to keep BLAS to one thread per worker: "
-                'pip install "nncore[threads]"'
-            ) from err
-
-        with threadpool_limits(1, user_api="blas"):
+        with self._blas.limit(limits=1, user_api="blas"):
             with ThreadPoolExecutor(self.n_jobs) as pool:
                 sums = [s for s in pool.map(run, range(self.n_jobs)) if s is not None]
         total = sums[0]
@@ -178,8 +196,8 @@ class Objective:
         if self._g is None:
             net, params = self.net, self._params
             if self.chunks is None:
-                ws = self._spaces[0].get(self.batch.X.shape[0])
-                self._g = net._backward(params, self._cache, self.batch, ws, out=self._gbuf)
+                ws = self._ws
+                self._g = net._backward(params, self._cache, self.batch, ws, out=ws.g)
             else:
 
                 def task(c, ws):
@@ -214,8 +232,7 @@ class Objective:
         product = curvature.hessp if kind == "exact" else curvature.gnvp
         net, params = self.net, self._params
         if self.chunks is None:
-            ws = self._spaces[0].get(self.batch.X.shape[0])
-            return product(net, params, self._cache, self.batch, v, ws)
+            return product(net, params, self._cache, self.batch, v, self._ws)
         (total,) = self._sweep(
             lambda c, ws: (product(net, params, net._forward(params, c.X, ws), c, v, ws, False),)
         )

@@ -11,6 +11,7 @@ import numpy as np
 from scipy.optimize import OptimizeResult, least_squares, minimize
 
 from ._validation import check_theta
+from .blas import limit_scipy_blas
 from .network import MLP
 from .objective import Objective
 
@@ -53,7 +54,9 @@ def train(
     """Minimise the network's objective with ``scipy.optimize``.
 
     The data are validated once; the loss, gradient and curvature at one theta share one
-    forward pass (:class:`~nncore.objective.Objective`).
+    forward pass (:class:`~nncore.objective.Objective`).  scipy's own BLAS runs on one
+    thread meanwhile, so that it does not fight numpy's (:func:`nncore.limit_scipy_blas`;
+    needs threadpoolctl, ``pip install "nncore[threads]"``, and is skipped without it).
 
     Parameters
     ----------
@@ -133,14 +136,16 @@ def train(
     rng = np.random.default_rng(seed)
 
     results = []
-    for k in range(n_starts):
-        x0 = first if (k == 0 and first is not None) else net.init(rng)
-        objective = Objective.from_batch(net, batch, chunk_size, n_jobs)
-        result = _run(objective, x0, method, curvature, options, callback)
-        result.nfev, result.njev, result.nhev = objective.nfev, objective.njev, objective.nhev
-        results.append(result)
-        if target is not None and result.fun <= target:
-            break
+    with limit_scipy_blas():  # scipy's own BLAS on one thread: see nncore.blas
+        for k in range(n_starts):
+            x0 = first if (k == 0 and first is not None) else net.init(rng)
+            objective = Objective.from_batch(net, batch, chunk_size, n_jobs)
+            result = _run(objective, x0, method, curvature, options, callback)
+            result.nfev, result.njev = objective.nfev, objective.njev
+            result.nhev = objective.nhev
+            results.append(result)
+            if target is not None and result.fun <= target:
+                break
     best = min(range(len(results)), key=lambda k: results[k].fun)
     result = results[best]
     result.start = best

@@ -61,7 +61,7 @@ class Workspace:
     S : tuple of ndarray
         Scratch for ``f'_l(Z_l)``, dtype of the layer's ``Activation.df_dtype``.
     g : ndarray of shape (n_params,)
-        A flat gradient (the chunk gradient of chunked evaluation).
+        A flat gradient, with its layer views ``g_blocks`` made once.
     """
 
     def __init__(self, net: MLP, N: int) -> None:
@@ -75,6 +75,7 @@ class Workspace:
         self.D = tuple(feature_major(N, n) for n in widths)
         self.S = tuple(feature_major(N, n, act.df_dtype) for n, act in zip(widths, acts))
         self.g = np.empty(net.n_params)
+        self.g_blocks = net.layout.unpack(self.g)
 
     @property
     def nbytes(self) -> int:
