@@ -11,7 +11,12 @@ Runs, in this order, on this machine:
 4. N = 1,000,000 rows with ``chunk_size``: peak memory above the data, and time per row
    against the N = 10,000 case (in a child process, so that its peak is its own);
 5. training the 64-64-10 digits network to scikit-learn's own final loss, against
-   ``MLPClassifier(solver="lbfgs")`` on the same data.
+   ``MLPClassifier(solver="lbfgs")`` on the same data, out of the box and with scipy's BLAS
+   on one thread as ``nncore.train`` runs it (``nncore.limit_scipy_blas``);
+6. the seed's XOR network trained with CG, BFGS and L-BFGS-B: the share of the wall time
+   spent inside nncore's loss + gradient, the rest being scipy's own work; and one XOR
+   loss + gradient against its numpy floor: the same 26 numpy calls written inline, with
+   every buffer made beforehand and no Python structure around them.
 
 It writes ``benchmarks/results/run_all.json`` and ``benchmarks/results/run_all.md``::
 
@@ -27,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -202,19 +208,25 @@ def training(args) -> dict:
     net = nncore.MLP([64, 64, 10], activation="relu", loss="cross_entropy")
     rows = []
     for seed in range(args.train_starts):
-        clf = MLPClassifier(
-            hidden_layer_sizes=(64,),
-            activation="relu",
-            solver="lbfgs",
-            alpha=0.0,
-            max_iter=args.train_iter,
-            random_state=seed,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            t0 = time.perf_counter()
-            clf.fit(X, y)
-            t_skl = time.perf_counter() - t0
+
+        def fit_sklearn():
+            clf = MLPClassifier(
+                hidden_layer_sizes=(64,),
+                activation="relu",
+                solver="lbfgs",
+                alpha=0.0,
+                max_iter=args.train_iter,
+                random_state=seed,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                t0 = time.perf_counter()
+                clf.fit(X, y)
+                return clf, time.perf_counter() - t0
+
+        clf, t_skl = fit_sklearn()
+        with nncore.limit_scipy_blas():  # the same setting nncore.train runs with
+            clf_limited, t_skl_limited = fit_sklearn()
         target = float(clf.loss_)
 
         def stop(res, target=target):
@@ -237,6 +249,8 @@ def training(args) -> dict:
                 "seed": seed,
                 "target": target,
                 "sklearn_s": t_skl,
+                "sklearn_limited_s": t_skl_limited,
+                "sklearn_limited_loss": float(clf_limited.loss_),
                 "sklearn_iter": clf.n_iter_,
                 "nncore_s": t_nn,
                 "nncore_iter": int(res.nit),
@@ -247,7 +261,110 @@ def training(args) -> dict:
     return {
         "rows": rows,
         "median_ratio": statistics.median(r["nncore_s"] / r["sklearn_s"] for r in rows),
+        "median_ratio_limited": statistics.median(
+            r["nncore_s"] / r["sklearn_limited_s"] for r in rows
+        ),
     }
+
+
+def xor_numpy_floor(theta: np.ndarray) -> Any:
+    """The XOR 2-2-1 (tanh, sigmoid, mse) loss + gradient as the bare sequence of numpy calls
+    nncore's kernels make, buffers allocated beforehand: what nncore would cost with no
+    Python around the numpy calls."""
+    from scipy import special
+
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    Y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    W1, b1, W2, b2 = theta[:4].reshape(2, 2), theta[4:6], theta[6:8].reshape(1, 2), theta[8:]
+    g = np.empty(9)
+    gW1, gb1, gW2, gb2 = g[:4].reshape(2, 2), g[4:6], g[6:8].reshape(1, 2), g[8:]
+    Z1T, A1T, Z2T, A2T = np.empty((2, 4)), np.empty((2, 4)), np.empty((1, 4)), np.empty((1, 4))
+    D2, S2, D1, S1 = np.empty((4, 1)), np.empty((4, 1)), np.empty((2, 4)).T, np.empty((2, 4)).T
+
+    def floor() -> tuple[float, np.ndarray]:
+        np.matmul(W1, X.T, out=Z1T)
+        np.add(Z1T, b1[:, None], out=Z1T)
+        np.tanh(Z1T, out=A1T)
+        np.matmul(W2, A1T, out=Z2T)
+        np.add(Z2T, b2[:, None], out=Z2T)
+        special.expit(Z2T, out=A2T)
+        A2 = A2T.T
+        R = A2 - Y
+        R *= R
+        J = float(np.add.reduce(R, axis=1).sum() / 4)
+        np.subtract(A2, Y, out=D2)
+        np.multiply(D2, 2.0, out=D2)
+        np.multiply(D2, 0.25, out=D2)
+        np.subtract(1.0, A2, out=S2)
+        np.multiply(S2, A2, out=S2)
+        np.multiply(D2, S2, out=D2)
+        np.matmul(A1T, D2, out=gW2.T)
+        np.add.reduce(D2, axis=0, out=gb2)
+        np.matmul(D2, W2, out=D1)
+        np.multiply(A1T.T, A1T.T, out=S1)
+        np.subtract(1.0, S1, out=S1)
+        np.multiply(D1, S1, out=D1)
+        np.matmul(X.T, D1, out=gW1.T)
+        np.add.reduce(D1, axis=0, out=gb1)
+        return J, g.copy()
+
+    return floor
+
+
+def xor_per_call(args) -> dict[str, float]:
+    """One XOR loss + gradient: nncore's objective, its numpy floor and JAX jit, interleaved."""
+    net = nncore.MLP([2, 2, 1], activation="tanh", output="sigmoid", loss="mse")
+    case = blg.make_cases()[0]
+    theta = net.init(0)
+    obj = net.objective(case.X, case.y)
+    thetas, k = [theta, net.init(1)], [0]
+
+    def nn():
+        k[0] ^= 1
+        return obj.fun_and_jac(thetas[k[0]])
+
+    floor = xor_numpy_floor(theta)
+    J, g = floor()
+    assert np.isclose(J, net.loss(theta, case.X, case.y))
+    assert np.allclose(g, net.grad(theta, case.X, case.y), rtol=1e-12, atol=1e-15)
+    competitors = {"nncore objective": nn, "numpy floor": floor}
+    if blg.jax is not None:
+        competitors["JAX jit"] = blg.jax_value_and_grad(net, theta, case)[0]
+    return interleaved(competitors, args.repeats, args.sample_s)
+
+
+def scipy_share(args) -> dict:
+    """The seed's XOR network trained by scipy from 20 starts per method: total wall time
+    against the time spent inside nncore's fused loss + gradient (timed around each call)."""
+    from scipy.optimize import minimize
+
+    net = nncore.MLP([2, 2, 1], activation="tanh", output="sigmoid", loss="mse")
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = np.array([0.0, 1.0, 1.0, 0.0])
+    rows = {}
+    for method in ("CG", "BFGS", "L-BFGS-B"):
+        inside, total, calls = 0.0, 0.0, 0
+        for seed in range(20):
+            obj = net.objective(X, y)
+
+            def timed(theta):
+                nonlocal inside, calls
+                t0 = time.perf_counter()
+                out = obj.fun_and_jac(theta)
+                inside += time.perf_counter() - t0
+                calls += 1
+                return out
+
+            t0 = time.perf_counter()
+            minimize(timed, net.init(seed), jac=True, method=method)
+            total += time.perf_counter() - t0
+        rows[method] = {
+            "calls": calls,
+            "per_call_s": total / calls,
+            "nncore_per_call_s": inside / calls,
+            "nncore_share": inside / total,
+        }
+    return rows
 
 
 def markdown(report: dict) -> str:
@@ -296,7 +413,27 @@ def markdown(report: dict) -> str:
             f"| {r['seed']} | {r['target']:.4g} | {r['sklearn_s']:.2f} s ({r['sklearn_iter']} it) | "
             f"{r['nncore_s']:.2f} s ({r['nncore_iter']} it) | {'yes' if r['reached'] else 'no'} |"
         )
-    lines.append(f"\nmedian nncore / sklearn wall time: {tr['median_ratio']:.2f}")
+    lines.append(
+        f"\nmedian nncore / sklearn wall time: {tr['median_ratio']:.2f} (sklearn out of the "
+        f"box), {tr['median_ratio_limited']:.2f} (sklearn with scipy's BLAS on one thread too)"
+    )
+    lines += [
+        "",
+        "XOR 2-2-1 trained by scipy (20 starts per method): where the time goes",
+        "",
+        "| method | calls | wall time per call | inside nncore per call | nncore share |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for method, r in report["scipy_share"].items():
+        lines.append(
+            f"| {method} | {r['calls']} | {blg.fmt_time(r['per_call_s'])} | "
+            f"{blg.fmt_time(r['nncore_per_call_s'])} | {r['nncore_share']:.0%} |"
+        )
+    xor = report["xor_per_call"]
+    lines += ["", "One XOR loss + gradient (interleaved medians):", ""]
+    lines.append("| " + " | ".join(xor) + " |")
+    lines.append("| --- " * len(xor) + "|")
+    lines.append("| " + " | ".join(blg.fmt_time(v) for v in xor.values()) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -308,7 +445,7 @@ def main() -> int:
     p.add_argument(
         "--only",
         nargs="+",
-        choices=["memory", "training"],
+        choices=["memory", "training", "scipy_share", "xor_per_call"],
         help="run only these parts (printed, not written to results/)",
     )
     args = p.parse_args()
@@ -324,7 +461,13 @@ def main() -> int:
     args.train_starts, args.train_iter = (1, 20) if args.quick else (5, 50)
     if args.only:
         for part in args.only:
-            print(part, json.dumps({"memory": memory, "training": training}[part](args), indent=1))
+            parts = {
+                "memory": memory,
+                "training": training,
+                "scipy_share": scipy_share,
+                "xor_per_call": xor_per_call,
+            }
+            print(part, json.dumps(parts[part](args), indent=1))
         return 0
     blg_args = blg.parse_args(["--quick"] if args.quick else [])
     report: dict = {"args": {k: v for k, v in vars(args).items()}, "machine": blg.machine_lines()}
@@ -361,6 +504,9 @@ def main() -> int:
     report["memory"] = memory(args)
     print("[run_all] training ...", file=sys.stderr, flush=True)
     report["training"] = training(args)
+    print("[run_all] scipy share ...", file=sys.stderr, flush=True)
+    report["scipy_share"] = scipy_share(args)
+    report["xor_per_call"] = xor_per_call(args)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     (out / "run_all.json").write_text(json.dumps(report, indent=2, default=str))

@@ -16,3 +16,22 @@ def test_bench_loss_grad_quick_runs():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "784-256-128-10" in done.stdout and "nncore" in done.stdout
+
+
+def test_run_all_xor_parts_run():
+    """The XOR parts of run_all (the others need scikit-learn, which the test extra lacks)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run_all.py"),
+            "--quick",
+            "--only",
+            "xor_per_call",
+            "scipy_share",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "numpy floor" in done.stdout and "nncore_share" in done.stdout
