@@ -151,14 +151,17 @@ def residuals(net: MLP, params: Params, cache: Cache, batch: Batch) -> FloatArra
     return np.concatenate(parts)
 
 
-def jacobian(net: MLP, params: Params, cache: Cache, batch: Batch) -> FloatArray:
+def jacobian(
+    net: MLP, params: Params, cache: Cache, batch: Batch, with_l2: bool = True
+) -> FloatArray:
     """``d residuals / d theta``, shape ``(len(residuals), n_params)``.
 
     Row ``(i, k)`` is ``sqrt(omega_i / n_out) dA_L[i, k] / dtheta``: backprop seeded with
     output ``k`` of every sample at once, kept per sample (outer products) instead of summed.
+    The rows of the l2 residuals follow when ``l2 > 0`` and ``with_l2``.
     """
     N, n_out = batch.Y.shape
-    n_weights = int(net.layout.weight_mask().sum()) if net.l2 else 0
+    n_weights = int(net.layout.weight_mask().sum()) if (net.l2 and with_l2) else 0
     Jac = np.zeros((N * n_out + n_weights, net.n_params))
     rows = Jac[: N * n_out].reshape(N, n_out, net.n_params)
     scale = residual_scale(batch, n_out)[:, 0]
@@ -176,7 +179,7 @@ def jacobian(net: MLP, params: Params, cache: Cache, batch: Batch) -> FloatArray
             rows[:, out_k, mid : mid + n_l] = D
             if k > 0:
                 D = net._acts[k - 1].vjp(matmul_fm(D, params[k][0]), cache.Z[k - 1], cache.A[k])
-    if net.l2:
+    if n_weights:
         mask = net.layout.weight_mask()
         Jac[N * n_out :, np.flatnonzero(mask)] = np.sqrt(net.l2 / 2.0) * np.eye(n_weights)
     return Jac

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from .network import MLP, Batch
 
 
+JACOBIAN_BLOCK_BYTES = 2**25
+"""At most this many bytes (32 MiB) of residual Jacobian exist at once when the Gauss-Newton
+matrix of mse is built from it (:meth:`Objective.hess`)."""
+
+
 class Objective:
     """``J(theta)``, its gradient and curvature products on fixed data, for scipy.
 
@@ -148,16 +153,16 @@ class Objective:
         self._H = {}
         self._theta = self._key
 
-    def _sweep(self, task):
+    def _sweep(self, task, chunks=None):
         """The sums over chunks of ``task(chunk, workspace)``, a tuple of floats and arrays
         (arrays may be workspace buffers: each part is added before the next chunk runs).
         On threads when ``n_jobs > 1``, thread ``j`` summing chunks ``j, j + n_jobs, ...``;
         the threads' sums are then added in thread order.  Returns a list of arrays (0-d for
-        the floats)."""
+        the floats).  ``chunks`` replaces the objective's own."""
 
         def run(j: int):
             spaces, total = self._spaces[j], None
-            for chunk in self.chunks[j :: self.n_jobs]:
+            for chunk in (self.chunks if chunks is None else chunks)[j :: self.n_jobs]:
                 parts = task(chunk, spaces.get(chunk.X.shape[0]))
                 if total is None:
                     total = [np.array(p, dtype=np.float64) for p in parts]  # copies
@@ -248,18 +253,49 @@ class Objective:
 
     def hess(self, theta: Any, kind: str = "exact") -> FloatArray:
         """The full Hessian (``kind="exact"``) or Gauss-Newton matrix (``"gauss_newton"``),
-        symmetric, shape ``(n_params, n_params)``; built once per theta and kind."""
+        symmetric, shape ``(n_params, n_params)``; built once per theta and kind.
+
+        Column by column from ``n_params`` curvature products, except the Gauss-Newton
+        matrix of mse, which is ``2 J_r^T J_r`` for the residual Jacobian ``J_r``
+        (``sum r^2 = J``): one matrix product per block of rows, the blocks at most
+        :data:`JACOBIAN_BLOCK_BYTES` each.
+        """
         self._at(theta)
         if kind not in self._H:
-            n = self.net.n_params
-            H = np.empty((n, n))
-            e = np.zeros(n)
-            for j in range(n):
-                e[j] = 1.0
-                H[:, j] = self._product(kind, self._theta, e)
-                e[j] = 0.0
+            if kind == "gauss_newton" and self.net.loss_name == "mse":
+                H = self._gauss_newton_mse()
+            else:
+                n = self.net.n_params
+                H = np.empty((n, n))
+                e = np.zeros(n)
+                for j in range(n):
+                    e[j] = 1.0
+                    H[:, j] = self._product(kind, self._theta, e)
+                    e[j] = 0.0
             self._H[kind] = 0.5 * (H + H.T)
         return self._H[kind].copy()
+
+    def _gauss_newton_mse(self) -> FloatArray:
+        """``2 J_r^T J_r`` summed over blocks of rows, plus ``l2`` on the weight diagonal."""
+        net, params = self.net, self._params
+        self.nhev += net.n_params  # counted as the n_params products it replaces
+
+        def task(c, ws):
+            cache = self._cache if c is self.batch else net._forward(params, c.X, ws)
+            Jc = curvature.jacobian(net, params, cache, c, with_l2=False)
+            return (Jc.T @ Jc,)
+
+        rows = max(1, JACOBIAN_BLOCK_BYTES // (8 * net.n_params * net.sizes[-1]))
+        if self.chunks is not None:
+            (G,) = self._sweep(task, [b for c in self.chunks for b in _split(c, rows)])
+        elif self.batch.X.shape[0] <= rows:
+            (G,) = task(self.batch, self._ws)
+        else:
+            (G,) = self._sweep(task, _split(self.batch, rows))
+        G *= 2.0
+        if net.l2:
+            G[np.diag_indices_from(G)] += net.l2 * net.layout.weight_mask()
+        return G
 
     # -- least squares (mse) ---------------------------------------------------------
     def _whole(self):

@@ -134,3 +134,32 @@ def test_verification_toolkit_hessian_checks_pass(d):
     report = check_gradient(net, theta, X, y, w, hessp=True)
     assert report.passed, str(report)
     assert report.hessp["taylor"]["verdict"] in ("passed", "inconclusive")
+
+
+@pytest.mark.parametrize("chunk_size", [None, 7])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_gauss_newton_matrix_of_mse_from_the_jacobian_equals_its_columns(chunk_size, l2):
+    """For mse the Gauss-Newton matrix is built as 2 J_r^T J_r; it must equal the matrix of
+    gnvp columns (the definition) to round-off, with weights, l2, chunks and row blocks."""
+    from nncore import objective as objective_module
+
+    net = MLP([3, 5, 4, 2], activation=["tanh", "softplus"], output="sigmoid", l2=l2)
+    rng = np.random.default_rng(4)
+    theta, X = net.init(rng), rng.standard_normal((23, 3))
+    y, w = rng.standard_normal((23, 2)), rng.uniform(0.1, 2.0, 23)
+    obj = net.objective(X, y, w, chunk_size=chunk_size)
+    G = obj.hess(theta, "gauss_newton")
+    n = net.n_params
+    cols = np.column_stack([obj.gnvp(theta, e) for e in np.eye(n)])
+    # both are sums over 23 rows x 2 outputs of products of the same factors, in other
+    # orders: their rounding differs by a few dozen eps of the largest entry
+    scale = np.abs(cols).max()
+    np.testing.assert_allclose(G, 0.5 * (cols + cols.T), rtol=0, atol=1e-13 * scale)
+    # the same in blocks of 2 rows (several Jacobian blocks per chunk)
+    old = objective_module.JACOBIAN_BLOCK_BYTES
+    objective_module.JACOBIAN_BLOCK_BYTES = 2 * 8 * n * 2
+    try:
+        blocked = net.objective(X, y, w, chunk_size=chunk_size).hess(theta, "gauss_newton")
+    finally:
+        objective_module.JACOBIAN_BLOCK_BYTES = old
+    np.testing.assert_allclose(blocked, G, rtol=0, atol=1e-13 * scale)
