@@ -15,7 +15,7 @@ Runs, in this order, on this machine:
    on one thread as ``nncore.train`` runs it (``nncore.limit_scipy_blas``);
 6. the seed's XOR network trained with CG, BFGS and L-BFGS-B: the share of the wall time
    spent inside nncore's loss + gradient, the rest being scipy's own work; and one XOR
-   loss + gradient against its numpy floor: the same 26 numpy calls written inline, with
+   loss + gradient against its numpy floor: the same numpy calls (25) written inline, with
    every buffer made beforehand and no Python structure around them.
 
 It writes ``benchmarks/results/run_all.json`` and ``benchmarks/results/run_all.md``::
