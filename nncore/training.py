@@ -29,10 +29,11 @@ CURVATURES = ("exact", "gauss_newton")
 _CANONICAL = {m.lower(): m for m in METHODS}
 PD_SHIFT = np.sqrt(np.finfo(np.float64).eps)
 """dogleg factors its model Hessian with Cholesky and needs it positive definite; nncore
-shifts it by ``tau I`` so that its smallest eigenvalue is at least ``PD_SHIFT * max(1,
-||H||_2)`` (Nocedal & Wright's modified Newton), which bounds the condition number by
-``1 + 2 / sqrt(eps)`` (``1 + 1 / sqrt(eps)`` for a semi-definite ``H``), far enough from
-singular for a stable factorisation (``docs/math.md``, section 13)."""
+replaces every eigenvalue ``lambda`` of ``H`` by ``max(|lambda|, delta)``, ``delta =
+PD_SHIFT * max(1, ||H||_2)`` (Greenstadt's absolute-value modification), which bounds the
+condition number by ``1 / sqrt(eps)``, far enough from singular for a stable factorisation,
+and keeps the size of the curvature along negative directions (``docs/math.md``,
+section 13)."""
 
 
 def train(
@@ -67,7 +68,7 @@ def train(
         Any case.  First order (``jac=True``): ``CG, BFGS, L-BFGS-B, TNC, SLSQP,
         trust-constr``.  With Hessian-vector products (``hessp=``): ``Newton-CG,
         trust-ncg, trust-krylov``.  With the full Hessian (``hess=``, small networks):
-        ``trust-exact, dogleg`` (dogleg's matrix is shifted to be positive definite, see
+        ``trust-exact, dogleg`` (dogleg's matrix is made positive definite, see
         :data:`PD_SHIFT`).  Least squares on the mse residuals
         (``scipy.optimize.least_squares``): ``lm, trf, dogbox``; ``lm`` (MINPACK) needs at
         least as many residuals as parameters, so zero rows are appended when there are
@@ -234,12 +235,14 @@ class _Stopped(Exception):
 
 
 def _positive_definite(H: np.ndarray) -> np.ndarray:
-    """``H + tau I``, smallest ``tau >= 0`` with ``lambda_min >= PD_SHIFT max(1, ||H||_2)``."""
-    eig = np.linalg.eigvalsh(H)
-    floor = PD_SHIFT * max(1.0, float(np.abs(eig).max()))
-    if eig[0] < floor:
-        H[np.diag_indices_from(H)] += floor - eig[0]
-    return H
+    """``V max(|Lambda|, delta) V^T`` for ``H = V Lambda V^T``, ``delta = PD_SHIFT max(1,
+    ||H||_2)``; ``H`` itself when its smallest eigenvalue is already at least ``delta``."""
+    lam, V = np.linalg.eigh(H)
+    delta = PD_SHIFT * max(1.0, float(np.abs(lam).max()))
+    if lam[0] >= delta:
+        return H
+    B = (V * np.maximum(np.abs(lam), delta)) @ V.T
+    return 0.5 * (B + B.T)
 
 
 def _least_squares(

@@ -147,3 +147,35 @@ def test_callback_can_stop_every_method(method):
     assert isinstance(res, OptimizeResult) and np.isfinite(res.fun)
     assert res.fun == pytest.approx(net.loss(res.x, XOR_X, XOR_Y), rel=1e-12)
     assert len(seen) == (0 if method == "lm" else 1)
+
+
+def test_dogleg_matrix_is_positive_definite_with_the_size_of_each_curvature():
+    """training._positive_definite: eigenvalues max(|lambda|, delta), same eigenvectors, H
+    itself when already safely positive definite; Cholesky then always succeeds."""
+    from scipy.linalg import cho_factor
+
+    from nncore.training import PD_SHIFT, _positive_definite
+
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        n = int(rng.integers(1, 30))
+        Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        scale = 10.0 ** rng.uniform(-6, 6)
+        kind = trial % 3
+        lam = scale * rng.standard_normal(n)  # indefinite
+        if kind == 1:  # singular positive semi-definite
+            lam = np.abs(lam)
+            lam[: n // 2] = 0.0
+        elif kind == 2:  # safely positive definite
+            lam = scale * rng.uniform(1.0, 2.0, n)
+        H = (Q * lam) @ Q.T
+        H = 0.5 * (H + H.T)
+        delta = PD_SHIFT * max(1.0, np.abs(np.linalg.eigvalsh(H)).max())
+        B = _positive_definite(H.copy())
+        cho_factor(B)  # raises LinAlgError if not positive definite
+        got = np.linalg.eigvalsh(B)
+        want = np.sort(np.maximum(np.abs(np.linalg.eigvalsh(H)), delta))
+        # eigh and the rebuild each err by O(n eps ||H||): far below delta = sqrt(eps) ||H||
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e3 * np.finfo(float).eps * scale * n)
+        if kind == 2:
+            assert np.array_equal(B, H)  # left alone
