@@ -85,31 +85,52 @@ class Activation:
         g *= self.df(z, a, scratch)
         return g
 
-    def jvp(self, u: Array, z: Array, a: Array) -> Array:
+    def jvp(
+        self, u: Array, z: Array, a: Array, out: Array | None = None, scratch: Array | None = None
+    ) -> Array:
         r"""The directional derivative :math:`R\{A\} = f'(Z)[U]` for a tangent ``U`` of ``Z``.
 
         The Jacobian of every activation is symmetric (diagonal, or ``diag(a) - a a^T`` for
-        softmax), so this is :meth:`vjp` on a copy.  Returns a new ``(N, n)`` array.
+        softmax), so this is :meth:`vjp` on a copy of ``u``: into ``out`` when given (``scratch``
+        as for :meth:`vjp`), else a new ``(N, n)`` array.
         """
-        return self.vjp(u.copy(), z, a)
+        if out is None:
+            return self.vjp(u.copy(), z, a)
+        np.copyto(out, u)
+        return self.vjp(out, z, a, scratch)
 
-    def vjp_tangent(self, g: Array, rg: Array, z: Array, a: Array, rz: Array) -> Array:
+    def vjp_tangent(
+        self,
+        g: Array,
+        rg: Array,
+        z: Array,
+        a: Array,
+        rz: Array,
+        overwrite_rg: bool = False,
+        scratch: Array | None = None,
+    ) -> Array:
         r"""Directional derivative of :meth:`vjp` when ``G`` moves by ``RG`` and ``Z`` by ``RZ``.
 
         Element-wise: :math:`R\{G \odot f'(Z)\} = RG \odot f'(Z) + G \odot f''(Z) \odot RZ`.
         Softmax, per row, with :math:`Ra = a \odot (RZ - \langle a, RZ\rangle)`:
         :math:`Ra \odot (g - \langle g, a\rangle) + a \odot (Rg - \langle Rg, a\rangle
-        - \langle g, Ra\rangle)`.  Returns a new ``(N, n)`` array; inputs are not modified.
+        - \langle g, Ra\rangle)`.  Returns a new ``(N, n)`` array, or, with ``overwrite_rg``
+        (element-wise activations), ``rg`` itself, overwritten (``scratch`` as for
+        :meth:`vjp`).  The other inputs are not modified.
         """
         if self.name == "identity":
-            return rg.copy()
+            return rg if overwrite_rg else rg.copy()
         if self.df is None:  # softmax
             ra = self.jvp(rz, z, a)
             out = ra * (g - np.einsum("ij,ij->i", g, a)[:, None])
             out += a * (rg - (np.einsum("ij,ij->i", rg, a) + np.einsum("ij,ij->i", g, ra))[:, None])
             return out
-        out = rg * self.df(z, a)
-        out += g * self.d2f(z, a) * rz
+        curv = self.d2f(z, a)  # G f''(Z) RZ, the one temporary
+        curv *= g
+        curv *= rz
+        out = rg if overwrite_rg else rg.copy()
+        out *= self.df(z, a, scratch)
+        out += curv
         return out
 
 

@@ -39,25 +39,35 @@ Params = list[tuple[Array, Array]]
 
 
 def r_forward(
-    net: MLP, params: Params, vparams: Params, cache: Cache, need_last_a: bool = True
+    net: MLP,
+    params: Params,
+    vparams: Params,
+    cache: Cache,
+    ws: Workspace,
+    need_last_a: bool = True,
 ) -> tuple[list[Array], list[Array | None]]:
-    """``R{Z_l}`` and ``R{A_l}`` for ``l = 1..L`` (lists indexed ``l - 1``), each ``(N, n_l)``.
+    """``R{Z_l}`` and ``R{A_l}`` for ``l = 1..L`` (lists indexed ``l - 1``), each ``(N, n_l)``,
+    in the R-pass buffers of ``ws``.
 
     ``R{A_L}`` is skipped (``None``) when ``need_last_a`` is False: the fused losses read
     ``R{Z_L}`` only.
     """
+    r = ws.r()
     RZ: list[Array] = []
     RA: list[Array | None] = []
     ra_prev = None
     last = len(params) - 1
     for k, ((W, _), (VW, vb), act) in enumerate(zip(params, vparams, net._acts)):
         # R{Z_l}^T = V_l A_{l-1}^T + v_l + W_l R{A_{l-1}}^T, in the layout of Z_l (workspace.py)
-        rzt = VW @ cache.A[k].T  # (n_l, n_{l-1}) @ (n_{l-1}, N)
+        rzt = np.matmul(VW, cache.A[k].T, out=r.RZT[k])  # (n_l, n_{l-1}) @ (n_{l-1}, N)
         rzt += vb[:, None]
         if ra_prev is not None:
-            rzt += W @ ra_prev.T
+            wra = np.matmul(W, ra_prev.T, out=r.T[k].T)
+            rzt += wra
         rz = rzt.T  # (N, n_l)
-        ra = act.jvp(rz, cache.Z[k], cache.A[k + 1]) if (k < last or need_last_a) else None
+        ra = None
+        if k < last or need_last_a:
+            ra = act.jvp(rz, cache.Z[k], cache.A[k + 1], r.RA[k], ws.S[k])
         RZ.append(rz)
         RA.append(ra)
         ra_prev = ra
@@ -75,10 +85,11 @@ def hessp(
 ) -> FloatArray:
     """``(d^2 J / d theta^2) v`` by the R-operator: ``8L - 5`` matrix products (a gradient
     takes ``3L - 1``).  ``ws`` is the workspace of the forward pass; its delta buffers carry
-    ``D_l``."""
+    ``D_l``, its R-pass buffers the directional derivatives."""
     vparams = net.layout.unpack(v)
     loss, acts = net._loss, net._acts
-    RZ, RA = r_forward(net, params, vparams, cache, need_last_a=not loss.fused)
+    r = ws.r()
+    RZ, RA = r_forward(net, params, vparams, cache, ws, need_last_a=not loss.fused)
     Z_L, A_L = cache.Z[-1], cache.A[-1]
     if loss.fused:  # D_L = omega dl/dZ_L, R{D_L} = omega H_out R{Z_L}
         D = net._weigh(loss.output_grad(Z_L, A_L, batch.Y, ws.D[-1]), batch)
@@ -86,7 +97,7 @@ def hessp(
     else:  # G_L = omega dl/dA_L, R{G_L} = omega H_out R{A_L}, then through f_L
         G = net._weigh(loss.output_grad(Z_L, A_L, batch.Y, ws.D[-1]), batch)
         RG = net._weigh(loss.output_hvp(Z_L, A_L, batch.Y, RA[-1]), batch)
-        RD = acts[-1].vjp_tangent(G, RG, Z_L, A_L, RZ[-1])
+        RD = acts[-1].vjp_tangent(G, RG, Z_L, A_L, RZ[-1], True, ws.S[-1])
         D = acts[-1].vjp(G, Z_L, A_L, ws.S[-1])
     Hv = np.empty(net.n_params)
     out = net.layout.unpack(Hv)
@@ -95,16 +106,17 @@ def hessp(
         hW, hb = out[k]
         np.matmul(RD.T, cache.A[k], out=hW)  # (n_l, N) @ (N, n_{l-1})
         if k > 0:
-            hW += D.T @ RA[k - 1]  # D_l^T R{A_{l-1}}
+            hW += D.T @ RA[k - 1]  # D_l^T R{A_{l-1}}, (n_l, n_{l-1})
         if net.l2 and with_l2:
             hW += net.l2 * VW
         np.sum(RD, axis=0, out=hb)
         if k > 0:
+            Z, A = cache.Z[k - 1], cache.A[k]
             G = np.matmul(D, W, out=ws.D[k - 1])  # dJ/dA_{l-1}, (N, n_{l-1})
-            RG = matmul_fm(RD, W)
-            RG += matmul_fm(D, VW)
-            RD = acts[k - 1].vjp_tangent(G, RG, cache.Z[k - 1], cache.A[k], RZ[k - 1])
-            D = acts[k - 1].vjp(G, cache.Z[k - 1], cache.A[k], ws.S[k - 1])
+            RG = np.matmul(RD, W, out=r.RG[k - 1])  # R{dJ/dA_{l-1}} = RD_l W_l + D_l V_l
+            RG += np.matmul(D, VW, out=r.T[k - 1])
+            RD = acts[k - 1].vjp_tangent(G, RG, Z, A, RZ[k - 1], True, ws.S[k - 1])
+            D = acts[k - 1].vjp(G, Z, A, ws.S[k - 1])
     return Hv
 
 
@@ -121,7 +133,7 @@ def gnvp(
     workspace of the forward pass (its delta buffers carry ``J^T``)."""
     vparams = net.layout.unpack(v)
     loss = net._loss
-    RZ, RA = r_forward(net, params, vparams, cache, need_last_a=not loss.fused)
+    RZ, RA = r_forward(net, params, vparams, cache, ws, need_last_a=not loss.fused)
     Z_L, A_L = cache.Z[-1], cache.A[-1]
     out_tangent = RZ[-1] if loss.fused else RA[-1]  # J v, w.r.t. Z_L or A_L
     U = net._weigh(loss.output_hvp(Z_L, A_L, batch.Y, out_tangent), batch)

@@ -20,7 +20,7 @@ It holds no results: whatever nncore returns to a caller is a fresh array (or th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -33,6 +33,17 @@ Array = np.ndarray
 def feature_major(N: int, n: int, dtype: type = np.float64) -> Array:
     """An uninitialised ``(N, n)`` array stored as the transpose of a C-ordered ``(n, N)``."""
     return np.empty((n, N), dtype=dtype).T
+
+
+class RBuffers(NamedTuple):
+    """Buffers of the R-pass (``nncore.curvature``), one per layer ``l = 1..L``:
+    ``R{Z_l}^T`` C-ordered ``(n_l, N)``, and ``R{A_l}``, ``R{G_l}`` (then ``R{D_l}``) and a
+    product scratch ``T``, each ``(N, n_l)`` in the kernels' layout."""
+
+    RZT: tuple[Array, ...]
+    RA: tuple[Array, ...]
+    RG: tuple[Array, ...]
+    T: tuple[Array, ...]
 
 
 def matmul_fm(a: Array, b: Array) -> Array:
@@ -62,6 +73,9 @@ class Workspace:
         Scratch for ``f'_l(Z_l)``, dtype of the layer's ``Activation.df_dtype``.
     g : ndarray of shape (n_params,)
         A flat gradient, with its layer views ``g_blocks`` made once.
+
+    The R-pass of the curvature products has buffers of its own, :meth:`r`, allocated at the
+    first product.
     """
 
     def __init__(self, net: MLP, N: int) -> None:
@@ -76,11 +90,27 @@ class Workspace:
         self.S = tuple(feature_major(N, n, act.df_dtype) for n, act in zip(widths, acts))
         self.g = np.empty(net.n_params)
         self.g_blocks = net.layout.unpack(self.g)
+        self._widths = widths
+        self._r: RBuffers | None = None
+
+    def r(self) -> RBuffers:
+        """The buffers of the curvature products (R-pass), allocated at the first product."""
+        if self._r is None:
+            N, widths = self.N, self._widths
+            self._r = RBuffers(
+                RZT=tuple(np.empty((n, N)) for n in widths),
+                RA=tuple(feature_major(N, n) for n in widths),
+                RG=tuple(feature_major(N, n) for n in widths),
+                T=tuple(feature_major(N, n) for n in widths),
+            )
+        return self._r
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the buffers."""
+        """Bytes held by the buffers (the R-pass ones once allocated)."""
         arrays = [*self.ZT, *(a for a in self.A if a is not None), *self.D, *self.S, self.g]
+        if self._r is not None:
+            arrays += [a for group in self._r for a in group]
         return sum(a.nbytes for a in arrays)
 
 
