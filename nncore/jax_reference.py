@@ -222,6 +222,12 @@ def _prepare(net, theta, X, y=None, sample_weight=None):
         w = np.asarray(sample_weight, dtype=np.float64)
         if w.shape != (N,):
             raise ValueError(f"sample_weight must have shape ({N},); got {w.shape}")
+        # XLA on the CPU flushes subnormal numbers to zero, so weights as small as 1e-309
+        # would sum to 0 there; only w / sum(w) matters, so scale by a power of two (exact)
+        # that brings the largest weight to [0.5, 1)
+        top = float(np.max(w))
+        if top > 0:
+            w = np.ldexp(w, -np.frexp(top)[1])
     return jnp.asarray(theta), jnp.asarray(X), jnp.asarray(Y), jnp.asarray(w)
 
 
