@@ -31,22 +31,32 @@ def _numpy_dirs() -> tuple[str, ...]:
     return (pkg + os.sep, pkg + ".libs" + os.sep)
 
 
-def scipy_blas_paths() -> list[str]:
-    """File paths of the loaded BLAS libraries that are not numpy's; empty when threadpoolctl
-    is missing or numpy's BLAS is not among them as a separate file."""
+def _controller():
+    """A threadpoolctl controller over the loaded libraries (scipy's BLAS loaded first, as an
+    optimiser would), or None without threadpoolctl."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
-        return []
-    import scipy.linalg  # noqa: F401  (load scipy's BLAS, as an optimiser would)
+        return None
+    import scipy.linalg  # noqa: F401
 
-    libs = ThreadpoolController().lib_controllers
-    blas = [lib.filepath for lib in libs if lib.user_api == "blas"]
+    return ThreadpoolController()
+
+
+def _not_numpys(controller) -> list[str]:
+    blas = [lib.filepath for lib in controller.lib_controllers if lib.user_api == "blas"]
     mine = _numpy_dirs()
     ours = [p for p in blas if os.path.realpath(p).startswith(mine)]
     if not ours:  # numpy's BLAS is not a file of its own: leave everything as it is
         return []
     return [p for p in blas if p not in ours]
+
+
+def scipy_blas_paths() -> list[str]:
+    """File paths of the loaded BLAS libraries that are not numpy's; empty when threadpoolctl
+    is missing or numpy's BLAS is not among them as a separate file."""
+    controller = _controller()
+    return [] if controller is None else _not_numpys(controller)
 
 
 @contextlib.contextmanager
@@ -59,11 +69,10 @@ def limit_scipy_blas() -> Iterator[list[str]]:
         with nncore.limit_scipy_blas():
             res = minimize(obj.fun_and_jac, theta0, jac=True, method="L-BFGS-B")
     """
-    paths = scipy_blas_paths()
+    controller = _controller()
+    paths = [] if controller is None else _not_numpys(controller)
     if not paths:
         yield []
         return
-    from threadpoolctl import ThreadpoolController
-
-    with ThreadpoolController().select(filepath=paths).limit(limits=1):
+    with controller.select(filepath=paths).limit(limits=1):
         yield paths

@@ -344,8 +344,6 @@ class MLP:
             W = params[k][0]
             gW, gb = grads[k]
             # dJ/dW_l^T = A_{l-1}^T D_l: (n_{l-1}, N) @ (N, n_l), written into gW's transpose
-            # (OpenBLAS runs this orientation faster than D^T A on this machine when the
-            # other core is busy; benchmarks/bench_loss_grad.py)
             np.matmul(cache.A[k].T, D, out=gW.T)
             np.add.reduce(D, axis=0, out=gb)
             if self.l2 and l2_blocks is not None:
