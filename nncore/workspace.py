@@ -115,8 +115,8 @@ class Workspace:
 
 
 class Spaces:
-    """One thread's workspaces, one per batch size it has met (chunked evaluation meets at
-    most two: the chunk size and the remainder)."""
+    """One thread's workspaces, one per batch size it has met: chunked evaluation meets the
+    chunk size and the remainder, the Gauss-Newton matrix of mse its blocks of rows."""
 
     def __init__(self, net: MLP) -> None:
         self._net = net
