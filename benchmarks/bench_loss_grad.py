@@ -53,7 +53,6 @@ writes the raw medians; ``--blas-threads N`` limits the BLAS/OpenMP thread pools
 from __future__ import annotations
 
 import argparse
-import gc
 import inspect
 import itertools
 import json
@@ -72,10 +71,8 @@ from scipy.optimize import approx_fprime
 
 import nncore
 
-try:
-    import resource
-except ImportError:  # pragma: no cover - not on Windows
-    resource = None
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # when imported from elsewhere
+from timing import fmt_time, interleave, load_average  # noqa: E402
 
 try:
     import jax
@@ -334,49 +331,6 @@ def sklearn_loss_grad(
 # -- timing ------------------------------------------------------------------------------------
 
 
-def calibrate(fn: Callable[[], Any], sample_s: float) -> int:
-    """Inner loop count so that one sample of ``fn`` lasts about ``sample_s`` seconds."""
-    t0 = time.perf_counter()
-    fn()  # warm up
-    if time.perf_counter() - t0 >= sample_s:  # one call is already long enough
-        return 1
-    n, elapsed = 1, 0.0
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        elapsed = time.perf_counter() - t0
-        if elapsed >= 0.2 * sample_s or n >= 1 << 20:
-            break
-        n *= 10
-    return max(1, round(n * sample_s / elapsed))
-
-
-def minor_faults() -> int:
-    """Minor page faults of this process so far (0 where ``resource`` is missing)."""
-    return 0 if resource is None else resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-def take_sample(fn: Callable[[], Any], inner: int) -> tuple[float, float]:
-    """Seconds and minor page faults per call of ``fn``, averaged over ``inner`` calls.
-
-    The garbage collector is disabled meanwhile.  Page faults are counted because freshly
-    mapped memory for large temporaries is a real cost of an allocation-heavy call.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        f0 = minor_faults()
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        elapsed = time.perf_counter() - t0
-        return elapsed / inner, (minor_faults() - f0) / inner
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def run_interleaved(
     competitors: dict[str, Callable[[], Any]],
     sample_s: float,
@@ -385,23 +339,10 @@ def run_interleaved(
     budget_s: float,
     result: Result,
 ) -> None:
-    """Calibrate each competitor, then take one sample of each in turn, ``repeats`` times.
-
-    Stops early (after at least ``min_repeats``) once ``budget_s`` seconds have gone.
-    """
-    names = list(competitors)
-    for name in names:
-        result.inner[name] = calibrate(competitors[name], sample_s)
-        result.samples[name], result.faults[name] = [], []
-    t_start = time.perf_counter()
-    for r in range(repeats):
-        order = names[r % len(names) :] + names[: r % len(names)]  # rotate the start
-        for name in order:
-            seconds, faults = take_sample(competitors[name], result.inner[name])
-            result.samples[name].append(seconds)
-            result.faults[name].append(faults)
-        if r + 1 >= min_repeats and time.perf_counter() - t_start > budget_s:
-            break
+    """Time the competitors side by side (:func:`timing.interleave`) into ``result``."""
+    result.inner, result.samples, result.faults = interleave(
+        competitors, sample_s, repeats, min_repeats, budget_s
+    )
 
 
 # -- one case ----------------------------------------------------------------------------------
@@ -446,18 +387,6 @@ def bench_case(case: Case, args: argparse.Namespace) -> Result:
 
 
 # -- report ------------------------------------------------------------------------------------
-
-
-def fmt_time(seconds: float | None) -> str:
-    """``12.3 µs``, ``4.56 ms`` or ``1.23 s``; ``n/a`` for a missing value."""
-    if seconds is None:
-        return "n/a"
-    for unit, scale, limit in (("µs", 1e-6, 1e-3), ("ms", 1e-3, 1.0), ("s", 1.0, 60.0)):
-        if seconds < limit:
-            return f"{seconds / scale:.3g} {unit}"
-    if seconds < 3600.0:
-        return f"{seconds / 60.0:.3g} min"
-    return f"{seconds / 3600.0:.3g} h"
 
 
 UNSTABLE = 1.5
@@ -649,14 +578,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.min_repeats = min(args.repeats, 2 if args.quick else 11)
     args.budget = 2.0 if args.quick else 40.0
     return args
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load averages, or ``n/a`` where the OS has none."""
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except (AttributeError, OSError):
-        return "n/a"
 
 
 def run_cases(args: argparse.Namespace) -> list[Result]:

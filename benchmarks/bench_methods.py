@@ -75,7 +75,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import gc
 import itertools
 import json
 import os
@@ -96,6 +95,9 @@ import nncore.training as training
 from nncore.seed import XOR_X, XOR_Y, seed_net
 from nncore.training import HESS_METHODS, HESSP_METHODS, LEAST_SQUARES_METHODS, METHODS
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # when imported from elsewhere
+from timing import fmt_time, interleave, load_average  # noqa: E402
+
 try:
     import sklearn
     from sklearn.datasets import load_digits
@@ -103,11 +105,6 @@ try:
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 except ImportError:  # pragma: no cover - depends on the environment
     sklearn = None
-
-try:
-    import resource
-except ImportError:  # pragma: no cover - not on Windows
-    resource = None
 
 try:
     from threadpoolctl import threadpool_limits
@@ -631,39 +628,6 @@ def _net_data(problem: Problem) -> tuple[nncore.MLP, np.ndarray, np.ndarray]:
     return problem.net, problem.X, problem.y
 
 
-def calibrate(fn: Callable[[], Any], sample_s: float) -> int:
-    """Calls per sample so that one sample lasts about ``sample_s`` (at least one call)."""
-    fn()  # warm up
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    return max(1, round(sample_s / max(once, 1e-9)))
-
-
-def minor_faults() -> int:
-    """Minor page faults of this process so far (0 where ``resource`` is missing)."""
-    return 0 if resource is None else resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-def take_sample(fn: Callable[[], Any], inner: int) -> tuple[float, float]:
-    """Seconds and minor page faults per call over ``inner`` calls, garbage collector off.
-
-    Page faults are counted because they can dominate: glibc hands large freed arrays back
-    to the OS, so each call may map (and fault in) fresh memory for its temporaries.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        f0 = minor_faults()
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        return (time.perf_counter() - t0) / inner, (minor_faults() - f0) / inner
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def bench_cost(case: CostCase, args: argparse.Namespace) -> None:
     """Sample every competitor in turn, order rotated each repeat, until the repeats or the
     case's time budget (after ``min_repeats``) are used up."""
@@ -682,33 +646,15 @@ def bench_cost(case: CostCase, args: argparse.Namespace) -> None:
         HP_PUB: lambda: net.hessp(theta, v, X, y),
         GN_PUB: lambda: net.gnvp(theta, v, X, y),
     }
-    inner = {name: calibrate(fn, args.sample_ms / 1e3) for name, fn in competitors.items()}
-    names = list(competitors)
-    case.samples = {name: [] for name in names}
-    case.faults = {name: [] for name in names}
-    t_start = time.perf_counter()
-    for r in range(args.repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            seconds, faults = take_sample(competitors[name], inner[name])
-            case.samples[name].append(seconds)
-            case.faults[name].append(faults)
-        if r + 1 >= args.min_repeats and time.perf_counter() - t_start > args.cost_budget:
-            break
+    _, case.samples, case.faults = interleave(
+        competitors, args.sample_ms / 1e3, args.repeats, args.min_repeats, args.cost_budget
+    )
     fwd_before = cached.nfev
     cached.hessp(theta, v)
     assert cached.nfev == fwd_before, "the cached objective ran a new forward pass"
 
 
 # -- report ------------------------------------------------------------------------------------
-
-
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, scale, limit in (("µs", 1e-6, 1e-3), ("ms", 1e-3, 1.0)):
-        if seconds < limit:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds:.3g} s"
 
 
 def fmt_num(value: float | None) -> str:
@@ -863,13 +809,6 @@ def machine_lines(args: argparse.Namespace) -> list[str]:
         if var in os.environ:
             lines.append(f"- {var}={os.environ[var]}")
     return lines
-
-
-def load_average() -> str:
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except (AttributeError, OSError):
-        return "n/a"
 
 
 TABLE_NOTES = """\

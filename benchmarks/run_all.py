@@ -39,6 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_loss_grad as blg  # noqa: E402
+from timing import fmt_time, interleave  # noqa: E402
 
 import nncore  # noqa: E402
 
@@ -67,11 +68,9 @@ def dgemm_rate(seconds: float = 1.0) -> float:
 
 
 def interleaved(competitors: dict, repeats: int, sample_s: float) -> dict[str, float]:
-    """Median seconds per call of each competitor, sampled in turn (see bench_loss_grad)."""
-    case = blg.Case("x", (1,), "", "", "", np.zeros((1, 1)), np.zeros(1), "", False)
-    result = blg.Result(case, 0)
-    blg.run_interleaved(competitors, sample_s, repeats, min(repeats, 5), 60.0, result)
-    return {k: result.median(k) for k in competitors}
+    """Median seconds per call of each competitor, sampled in turn (:mod:`timing`)."""
+    _, samples, _ = interleave(competitors, sample_s, repeats, min(repeats, 5), 60.0)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def curvature_costs(args) -> list[dict]:
@@ -376,8 +375,8 @@ def markdown(report: dict) -> str:
     lines.append("| --- | --- | --- | --- | --- |")
     for row in report["floor"]:
         lines.append(
-            f"| {row['case']} | {row['flops']:.3g} | {blg.fmt_time(row['floor_s'])} | "
-            f"{blg.fmt_time(row['nncore_s'])} | {row['ratio']:.2f}x |"
+            f"| {row['case']} | {row['flops']:.3g} | {fmt_time(row['floor_s'])} | "
+            f"{fmt_time(row['nncore_s'])} | {row['ratio']:.2f}x |"
         )
     lines += ["", "| case | " + " | ".join(k for k in report["curvature"][0] if k != "case") + " |"]
     lines.append("| --- " * len(report["curvature"][0]) + "|")
@@ -393,7 +392,7 @@ def markdown(report: dict) -> str:
     lines.append("| --- " * (len(names) + 1) + "|")
     for n in report["scaling"][names[0]]:
         lines.append(
-            f"| {n} | " + " | ".join(blg.fmt_time(report["scaling"][k][n]) for k in names) + " |"
+            f"| {n} | " + " | ".join(fmt_time(report["scaling"][k][n]) for k in names) + " |"
         )
     mem = report["memory"]
     lines += [
@@ -426,14 +425,14 @@ def markdown(report: dict) -> str:
     ]
     for method, r in report["scipy_share"].items():
         lines.append(
-            f"| {method} | {r['calls']} | {blg.fmt_time(r['per_call_s'])} | "
-            f"{blg.fmt_time(r['nncore_per_call_s'])} | {r['nncore_share']:.0%} |"
+            f"| {method} | {r['calls']} | {fmt_time(r['per_call_s'])} | "
+            f"{fmt_time(r['nncore_per_call_s'])} | {r['nncore_share']:.0%} |"
         )
     xor = report["xor_per_call"]
     lines += ["", "One XOR loss + gradient (interleaved medians):", ""]
     lines.append("| " + " | ".join(xor) + " |")
     lines.append("| --- " * len(xor) + "|")
-    lines.append("| " + " | ".join(blg.fmt_time(v) for v in xor.values()) + " |")
+    lines.append("| " + " | ".join(fmt_time(v) for v in xor.values()) + " |")
     return "\n".join(lines) + "\n"
 
 
