@@ -102,6 +102,7 @@ class Objective:
                     'pip install "nncore[threads]"'
                 ) from err
             self._blas = ThreadpoolController()  # once: it searches every loaded library
+        self._pool: ThreadPoolExecutor | None = None  # the worker threads, at the first sweep
         self.net = net
         self.batch = batch
         self.chunks = _split(batch, chunk_size) if chunk_size is not None else None
@@ -173,9 +174,10 @@ class Objective:
 
         if self.n_jobs == 1:
             return run(0)
+        if self._pool is None:  # made once: starting threads costs more than a small sweep
+            self._pool = ThreadPoolExecutor(self.n_jobs, thread_name_prefix="nncore")
         with self._blas.limit(limits=1, user_api="blas"):
-            with ThreadPoolExecutor(self.n_jobs) as pool:
-                sums = [s for s in pool.map(run, range(self.n_jobs)) if s is not None]
+            sums = [s for s in self._pool.map(run, range(self.n_jobs)) if s is not None]
         total = sums[0]
         for s in sums[1:]:
             for t, p in zip(total, s):
