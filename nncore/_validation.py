@@ -119,7 +119,7 @@ def check_vector(v: Any, n_params: int, name: str = "v") -> FloatArray:
     return arr
 
 
-def check_out(out: Any, n_params: int, theta: np.ndarray) -> None:
+def check_out(out: Any, n_params: int, theta: Any) -> None:
     """Validate an ``out=`` array for a gradient: a writeable, C-contiguous float64 ndarray of
     shape ``(n_params,)`` that does not overlap ``theta`` (the kernels read theta's weights
     after writing the gradient of the same layer)."""

@@ -15,6 +15,7 @@ Backprop carries ``D_l = dJ/dZ_l`` (shape ``(N, n_l)``) from the output down:
 from __future__ import annotations
 
 import numbers
+import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -35,6 +36,11 @@ from .losses import Loss, get_loss
 from .workspace import Workspace
 
 Array = np.ndarray
+
+WORKSPACE_CACHE_BYTES = 2**28
+"""A thread keeps the buffers of its last public evaluation (:meth:`MLP.loss_and_grad`,
+:meth:`MLP.hessp`, ...) for its next one when they take at most this many bytes (256 MiB),
+the curvature products' buffers included; larger evaluations allocate theirs call by call."""
 
 
 class Cache(NamedTuple):
@@ -99,6 +105,13 @@ class MLP:
     after it, so ``minimize(net.loss, theta0, args=(X, y), jac=net.grad)`` works as written.
     Inputs are never modified.
 
+    What it does keep is scratch memory: each thread's ``loss``, ``grad``, ``loss_and_grad``,
+    ``hessp``, ``gnvp``, ``residuals`` and ``jacobian`` calls reuse the buffers of that
+    thread's last call when it had as many rows (up to :data:`WORKSPACE_CACHE_BYTES` of them),
+    so repeated calls on one data set allocate nothing large.  Results are always new arrays
+    (or the ``out=`` the caller passed), never those buffers.  Repeated evaluation on fixed data
+    is cheaper still through :meth:`objective`, which also validates the data only once.
+
     Examples
     --------
     The network of the seed example, 2-2-1 with tanh hidden units and a sigmoid output:
@@ -159,6 +172,16 @@ class MLP:
         self._acts: tuple[Activation, ...] = (*hidden, out)
         self._loss: Loss = loss_rec
         self.l2 = float(l2)
+        self._local = threading.local()  # each thread's last workspace (_workspace)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_local"]  # buffers, not state; and threading.local does not pickle
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     # -- description -------------------------------------------------------------------
     @property
@@ -367,10 +390,8 @@ class MLP:
         sample_weight : ndarray of shape (n_samples,), optional
             Non-negative, not all zero; only ``w / sum(w)`` matters.
         """
-        theta = check_theta(theta, self.n_params)
-        batch = self.batch(X, y, sample_weight)
-        params = self.layout.unpack(theta)
-        return self._value(params, self._forward(params, batch.X), batch)
+        params, cache, batch, _ = self._prepared(theta, X, y, sample_weight)
+        return self._value(params, cache, batch)
 
     def grad(
         self,
@@ -401,24 +422,39 @@ class MLP:
 
         ``out`` as for :meth:`grad`.
         """
-        theta = check_theta(theta, self.n_params)
-        if out is not None:
+        if out is not None:  # theta as given: a converted copy cannot overlap out
             check_out(out, self.n_params, theta)
-        batch = self.batch(X, y, sample_weight)
-        params = self.layout.unpack(theta)
-        ws = Workspace(self, batch.X.shape[0])
-        cache = self._forward(params, batch.X, ws)
+        params, cache, batch, ws = self._prepared(theta, X, y, sample_weight)
         J = self._value(params, cache, batch)
         return J, self._backward(params, cache, batch, ws, out=out)
 
-    # -- curvature (nncore.curvature) -------------------------------------------------
+    # -- evaluation state ------------------------------------------------------------
+    def _workspace(self, N: int) -> Workspace:
+        """The calling thread's workspace for ``N`` rows, for the public evaluations.
+
+        The workspace of the thread's last call is reused when it had ``N`` rows too;
+        otherwise it is released and a new one made, kept for the next call when its buffers
+        (those of the curvature products included) take at most
+        :data:`WORKSPACE_CACHE_BYTES`.  The public calls never return its buffers: their
+        results are new arrays (or the caller's ``out=``).  Threads never share one.
+        """
+        ws = getattr(self._local, "ws", None)
+        if ws is not None and ws.N == N:
+            return ws
+        self._local.ws = None  # release the old buffers before allocating new ones
+        ws = Workspace(self, N)
+        if ws.max_nbytes <= WORKSPACE_CACHE_BYTES:
+            self._local.ws = ws
+        return ws
+
     def _prepared(self, theta: Any, X: Any, y: Any, sample_weight: Any):
         theta = check_theta(theta, self.n_params)
         batch = self.batch(X, y, sample_weight)
         params = self.layout.unpack(theta)
-        ws = Workspace(self, batch.X.shape[0])
+        ws = self._workspace(batch.X.shape[0])
         return params, self._forward(params, batch.X, ws), batch, ws
 
+    # -- curvature (nncore.curvature) -------------------------------------------------
     def hessp(self, theta: Any, v: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
         """Exact Hessian-vector product ``(d^2 J / d theta^2) v``, shape ``(n_params,)``.
 

@@ -13,7 +13,8 @@ F-ordered ``(N, n_l)`` array; every other buffer is allocated in that same layou
 element-wise work (``D_l * f'(Z_l)``, ``A_L - Y``) runs over memory in order instead of
 across strides, which costs several times more.
 
-A workspace is not thread-safe: one per thread (``nncore.objective`` keeps one per worker).
+A workspace is not thread-safe: one per thread (``nncore.objective`` keeps one per worker,
+and :class:`~nncore.MLP` one for each thread's public calls, ``MLP._workspace``).
 It holds no results: whatever nncore returns to a caller is a fresh array (or the caller's
 ``out=``), never one of these buffers, which the next call overwrites.
 """
@@ -104,6 +105,13 @@ class Workspace:
                 T=tuple(feature_major(N, n) for n in widths),
             )
         return self._r
+
+    @property
+    def max_nbytes(self) -> int:
+        """Bytes the buffers take once the R-pass ones are allocated too."""
+        if self._r is not None:
+            return self.nbytes
+        return self.nbytes + 4 * 8 * self.N * sum(self._widths)
 
     @property
     def nbytes(self) -> int:

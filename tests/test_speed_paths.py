@@ -222,3 +222,48 @@ def test_activations_do_not_depend_on_memory_layout(d):
             assert np.array_equal(act.df(fm, np.asfortranarray(a)), df)
             scratch = np.empty_like(fm, dtype=act.df_dtype)
             assert np.array_equal(act.df(fm, np.asfortranarray(a), scratch), df)
+
+
+def test_public_calls_reuse_buffers_but_never_hand_them_out():
+    """Each thread's public calls reuse its last workspace (one batch size at a time, up to
+    WORKSPACE_CACHE_BYTES); results stay the caller's, identical to a fresh network's."""
+    import copy
+    import pickle
+    import threading
+
+    from nncore import network
+    from nncore.workspace import Workspace
+
+    rng = np.random.default_rng(3)
+    net = nncore.MLP([3, 6, 2], activation="tanh", loss="mse")
+    X, y = rng.standard_normal((20, 3)), rng.standard_normal((20, 2))
+    t1, t2, v = net.init(1), net.init(2), rng.standard_normal(net.n_params)
+    J1, g1 = net.loss_and_grad(t1, X, y)
+    ws = net._local.ws
+    h1 = net.hessp(t1, v, X, y)
+    keep = g1.copy(), h1.copy()
+    fresh = pickle.loads(pickle.dumps(net))  # the pickle holds no buffers
+    J2, g2 = net.loss_and_grad(t2, X, y)
+    assert net._local.ws is ws  # the same buffers again
+    assert np.array_equal(g1, keep[0]) and np.array_equal(h1, keep[1])  # never overwritten
+    assert (J2, g2.tolist()) == (lambda r: (r[0], r[1].tolist()))(fresh.loss_and_grad(t2, X, y))
+    assert np.array_equal(copy.deepcopy(net).hessp(t1, v, X, y), h1)
+    net.loss(t1, X[:7], y[:7])  # another batch size replaces the workspace
+    assert net._local.ws.N == 7
+
+    results = {}
+
+    def other_thread():
+        results["other"] = net.loss_and_grad(t2, X[:5], y[:5])
+        results["ws"] = net._local.ws
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert results["ws"] is not net._local.ws  # a thread's workspace is its own
+    assert results["other"][1].tolist() == fresh.grad(t2, X[:5], y[:5]).tolist()
+
+    per_row = Workspace(net, 2).max_nbytes - Workspace(net, 1).max_nbytes
+    big = network.WORKSPACE_CACHE_BYTES // per_row + 1
+    net.loss(t1, np.zeros((big, 3)), np.zeros((big, 2)))  # too large to keep
+    assert net._local.ws is None
