@@ -257,3 +257,15 @@ def test_assert_gradient_close_shows_the_report():
     assert_gradient_close(NET, THETA, X, Y, W)
     with pytest.raises(AssertionError, match=r"(?s)gradient check failed.*layer 2: W.*<-"):
         assert_gradient_close(NET.loss, mutant_grad(sign_flip), THETA, (X, Y, W), blocks=_blocks())
+
+
+def test_taylor_round_off_follows_the_loss_terms_not_the_loss():
+    """A saturated softmax: J ~ 2e-8 is logsumexp(z) - z_label with |z| near 12, so its
+    round-off is ~eps * 12, not eps * J.  A right gradient must not fail the Taylor test
+    (found by a random Hypothesis draw of test_central_differences_agree_away_from_kinks)."""
+    net = MLP([3, 5, 2], activation="identity", loss="cross_entropy")
+    theta = np.full(net.n_params, 2.0)
+    theta[20] = 0.0
+    report = check_gradient(net, theta, np.full((1, 3), -2.0), np.array([[1.0, 0.0]]))
+    assert report.taylor["verdict"] != "failed"
+    assert report.passed, str(report)

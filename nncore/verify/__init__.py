@@ -422,7 +422,9 @@ def _check_function(
 
     def remainder(h: float) -> tuple[float, float]:
         fh = f(x + h * v)
-        return abs(fh - f0 - h * gv), EVAL_ROUNDING * (abs(fh) + abs(f0)) + EPS * abs(h * gv)
+        # f's round-off follows the size of the terms it sums (f_scale), as for the differences
+        noise = EVAL_ROUNDING * (max(abs(fh), f_scale) + max(abs(f0), f_scale))
+        return abs(fh - f0 - h * gv), noise + EPS * abs(h * gv)
 
     unusable = (lambda h: _crosses_kink(x, v, h)) if _crosses_kink is not None else None
     t = taylor(remainder, h0, 2, unusable=unusable)
@@ -459,7 +461,7 @@ def _check_function(
     if hessp is not None:
         hp = Counter(lambda z, w: np.asarray(hessp(z, w, *args), dtype=np.float64))
         hessp_info, ok, lines = _check_hessp(
-            f, gr, hp, x, f0, g, rng, _jax_hessp if _jax_binding else None, _crosses_kink2
+            f, gr, hp, x, f0, g, rng, _jax_hessp if _jax_binding else None, _crosses_kink2, f_scale
         )
         passed &= ok
         reasons += lines
@@ -530,7 +532,7 @@ def _taylor_reason(what: str, t) -> str:
     )
 
 
-def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None):
+def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0):
     n = x.size
     lines = []
     ok_all = True
@@ -583,7 +585,8 @@ def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None):
     def remainder(hh: float) -> tuple[float, float]:
         fh = f(x + hh * v)
         r = abs(fh - f0 - hh * gv - 0.5 * hh * hh * vHv)
-        return r, EVAL_ROUNDING * (abs(fh) + abs(f0)) + EPS * (abs(hh * gv) + abs(hh * hh * vHv))
+        noise = EVAL_ROUNDING * (max(abs(fh), f_scale) + max(abs(f0), f_scale))
+        return r, noise + EPS * (abs(hh * gv) + abs(hh * hh * vHv))
 
     unusable = (lambda hh: crosses(x, v, hh)) if crosses is not None else None
     t = taylor(remainder, h0, 3, unusable=unusable)
