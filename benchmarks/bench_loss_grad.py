@@ -328,23 +328,6 @@ def sklearn_loss_grad(
     return lambda: est._loss_grad_lbfgs(packed, *args)
 
 
-# -- timing ------------------------------------------------------------------------------------
-
-
-def run_interleaved(
-    competitors: dict[str, Callable[[], Any]],
-    sample_s: float,
-    repeats: int,
-    min_repeats: int,
-    budget_s: float,
-    result: Result,
-) -> None:
-    """Time the competitors side by side (:func:`timing.interleave`) into ``result``."""
-    result.inner, result.samples, result.faults = interleave(
-        competitors, sample_s, repeats, min_repeats, budget_s
-    )
-
-
 # -- one case ----------------------------------------------------------------------------------
 
 
@@ -380,8 +363,8 @@ def bench_case(case: Case, args: argparse.Namespace) -> Result:
             g_skl = from_sklearn_packing(net, g_skl)
             result.grad_diffs["sklearn"] = float(np.max(np.abs(g_skl - g_ref)))
 
-    run_interleaved(
-        competitors, args.sample_ms / 1e3, args.repeats, args.min_repeats, args.budget, result
+    result.inner, result.samples, result.faults = interleave(
+        competitors, args.sample_ms / 1e3, args.repeats, args.min_repeats, args.budget
     )
     return result
 

@@ -111,7 +111,7 @@ class Workspace:
         """Bytes the buffers take once the R-pass ones are allocated too."""
         if self._r is not None:
             return self.nbytes
-        return self.nbytes + 4 * 8 * self.N * sum(self._widths)
+        return self.nbytes + len(RBuffers._fields) * 8 * self.N * sum(self._widths)
 
     @property
     def nbytes(self) -> int:

@@ -422,9 +422,7 @@ def _check_function(
 
     def remainder(h: float) -> tuple[float, float]:
         fh = f(x + h * v)
-        # f's round-off follows the size of the terms it sums (f_scale), as for the differences
-        noise = EVAL_ROUNDING * (max(abs(fh), f_scale) + max(abs(f0), f_scale))
-        return abs(fh - f0 - h * gv), noise + EPS * abs(h * gv)
+        return abs(fh - f0 - h * gv), _round_off(fh, f0, f_scale) + EPS * abs(h * gv)
 
     unusable = (lambda h: _crosses_kink(x, v, h)) if _crosses_kink is not None else None
     t = taylor(remainder, h0, 2, unusable=unusable)
@@ -532,6 +530,13 @@ def _taylor_reason(what: str, t) -> str:
     )
 
 
+def _round_off(fh: float, f0: float, f_scale: float) -> float:
+    """Round-off of ``f(x + h v) - f(x)`` in a Taylor remainder: each value's rounding
+    follows the larger of ``|f|`` and the size of the terms it sums (``f_scale``), as for the
+    differences."""
+    return EVAL_ROUNDING * (max(abs(fh), f_scale) + max(abs(f0), f_scale))
+
+
 def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0):
     n = x.size
     lines = []
@@ -585,8 +590,7 @@ def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0)
     def remainder(hh: float) -> tuple[float, float]:
         fh = f(x + hh * v)
         r = abs(fh - f0 - hh * gv - 0.5 * hh * hh * vHv)
-        noise = EVAL_ROUNDING * (max(abs(fh), f_scale) + max(abs(f0), f_scale))
-        return r, noise + EPS * (abs(hh * gv) + abs(hh * hh * vHv))
+        return r, _round_off(fh, f0, f_scale) + EPS * (abs(hh * gv) + abs(hh * hh * vHv))
 
     unusable = (lambda hh: crosses(x, v, hh)) if crosses is not None else None
     t = taylor(remainder, h0, 3, unusable=unusable)
