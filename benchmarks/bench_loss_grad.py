@@ -72,7 +72,7 @@ from scipy.optimize import approx_fprime
 import nncore
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # when imported from elsewhere
-from timing import fmt_time, interleave, load_average  # noqa: E402
+from timing import fmt_time, interleave, load_average, run_stamp  # noqa: E402
 
 try:
     import jax
@@ -418,7 +418,11 @@ def machine_lines() -> list[str]:
         f"jax {jax.__version__}" if jax is not None else "jax missing",
         f"scikit-learn {sklearn.__version__}" if sklearn is not None else "scikit-learn missing",
     ]
-    lines = [f"- CPU: {cpu}, {os.cpu_count()} logical CPUs", f"- {', '.join(versions)}"]
+    lines = [
+        run_stamp(),
+        f"- CPU: {cpu}, {os.cpu_count()} logical CPUs",
+        f"- {', '.join(versions)}",
+    ]
     try:
         from threadpoolctl import threadpool_info
 

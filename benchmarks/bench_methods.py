@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import itertools
 import json
 import os
@@ -96,7 +95,7 @@ from nncore.seed import XOR_X, XOR_Y, seed_net
 from nncore.training import HESS_METHODS, HESSP_METHODS, LEAST_SQUARES_METHODS, METHODS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # when imported from elsewhere
-from timing import fmt_time, interleave, load_average  # noqa: E402
+from timing import fmt_time, interleave, load_average, run_stamp  # noqa: E402
 
 try:
     import sklearn
@@ -800,7 +799,7 @@ def machine_lines(args: argparse.Namespace) -> list[str]:
     ]
     threads = "library default" if args.blas_threads == 0 else str(args.blas_threads)
     lines = [
-        f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        run_stamp(),
         f"- command: {args.command}",
         f"- CPU: {cpu} ({os.cpu_count()} logical CPUs); BLAS/OpenMP threads: {threads}",
         f"- {', '.join(versions)}",

@@ -8,8 +8,10 @@ Report medians over the repeats and ratios between competitors, never a lone abs
 
 from __future__ import annotations
 
+import datetime
 import gc
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -111,3 +113,26 @@ def load_average() -> str:
         return " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except (AttributeError, OSError):
         return "n/a"
+
+
+def run_stamp() -> str:
+    """``- date: <ISO time>; code: commit <sha>`` (``+ uncommitted changes`` when the working
+    tree differs), a markdown bullet line that ties a benchmark's output to the code it ran."""
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        sha, dirty = "", ""
+    code = (
+        f"commit {sha}" + (" + uncommitted changes" if dirty else "") if sha else "not a git tree"
+    )
+    return f"- date: {now}; code: {code}"
