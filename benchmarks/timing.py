@@ -116,17 +116,29 @@ def load_average() -> str:
 
 
 def run_stamp() -> str:
-    """``- date: <ISO time>; code: commit <sha>`` (``+ uncommitted changes`` when the working
-    tree differs), a markdown bullet line that ties a benchmark's output to the code it ran."""
+    """``- date: <ISO time>; code: commit <sha>`` (``+ uncommitted changes`` when the code
+    differs from that commit), a markdown bullet line that ties a benchmark's output to the code
+    it ran. Only the code counts (``nncore/``, ``benchmarks/`` without its ``results/``,
+    ``pyproject.toml``): the outputs and the plot the benchmarks write do not make a run dirty."""
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # pathspecs below are
+    try:  # relative to the repository root
         sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "nncore",
+                "benchmarks",
+                "pyproject.toml",
+                ":!benchmarks/results",
+            ],
+            cwd=root,
             capture_output=True,
             text=True,
         ).stdout.strip()
