@@ -35,3 +35,24 @@ def test_run_all_xor_parts_run():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "numpy floor" in done.stdout and "nncore_share" in done.stdout
+
+
+def test_cache_traffic_runs(tmp_path):
+    out = tmp_path / "steps.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "cache_traffic.py"),
+            "--repeats",
+            "1",
+            "--passes",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sum: whole pass" in done.stdout and out.read_text().count("D1 *= mask") == 1

@@ -1,0 +1,212 @@
+"""Where the time of one 64-64-10 loss + gradient goes, step by step, with 1 and 2 BLAS threads.
+
+Why this exists
+---------------
+On the 2-vCPU machines this project runs on, ``bench_loss_grad.py`` finds nncore's 64-64-10
+evaluation (relu/softmax, cross_entropy, N=1797) in one of two steady states, ~0.65x JAX's
+compiled gradient or ~1.0x, and the state can change within one process.  This script
+shows where the difference lies.  It replays the steps of nncore's pass (the same numpy
+calls on buffers of the same shapes and memory layouts as ``MLP._forward``/``_backprop``,
+written out flat so each can be timed) in two ways:
+
+* **piped**: the whole pass, step after step, as nncore runs it, a ``perf_counter`` read
+  between steps; each step's median over ``--repeats`` passes;
+* **tight**: each step alone in a loop on the same buffers; median seconds per call.
+
+each under the BLAS library's own thread count (2 here) and under one BLAS thread
+(threadpoolctl), all four interleaved so that they see the same machine state.
+
+How to read it: piped is slower than tight everywhere, with 1 thread as with 2, because a step
+inside the pass finds its data farther down the cache hierarchy than a step repeated on the
+same buffers; that is ordinary.  The diagnostic is the last column, piped with 2 BLAS threads
+over piped with 1.  On the products it is the gain of the second thread (below 1).  On the
+element-wise steps, which numpy runs on one thread either way, it should be 1; well above 1, a
+step pays for data that the other core (the BLAS worker, which wrote half of the product
+before it) holds in its cache: cross-core cache-line traffic, whose price depends on how
+far apart the host placed the two vCPUs.
+
+Run from the repository root::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/cache_traffic.py
+
+``--json PATH`` also writes the medians; the markdown goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+from scipy import special
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_loss_grad import machine_lines  # noqa: E402
+from timing import fmt_time, load_average  # noqa: E402
+
+N, SIZES = 1797, (64, 64, 10)
+
+
+def make_steps(seed: int = 0) -> list[tuple[str, bool, Callable[[], object]]]:
+    """The steps of one loss + gradient as ``(name, is_matrix_product, call)``, in order.
+
+    Buffers are laid out as nncore's workspace lays them out: ``Z_l^T`` C-ordered
+    ``(n_l, N)``, activations and deltas feature-major (``(N, n)`` views of ``(n, N)``).
+    """
+    rng = np.random.default_rng(seed)
+    n0, n1, n2 = SIZES
+    X = rng.random((N, n0))  # C-ordered, as the data arrive
+    labels = rng.integers(0, n2, N)
+    Y = np.zeros((N, n2))
+    Y[np.arange(N), labels] = 1.0
+    W1, b1 = rng.normal(0, np.sqrt(2 / n0), (n1, n0)), rng.normal(0, 0.1, n1)
+    W2, b2 = rng.normal(0, np.sqrt(1 / n1), (n2, n1)), rng.normal(0, 0.1, n2)
+    zt1, zt2 = np.empty((n1, N)), np.empty((n2, N))
+    a1 = np.empty((n1, N)).T  # feature-major (N, n1)
+    d1 = np.empty((n1, N)).T
+    mask = np.empty((n1, N), dtype=bool).T
+    zero_col = np.zeros((N, 1))
+    gW1, gb1 = np.empty((n1, n0)), np.empty(n1)
+    gW2, gb2 = np.empty((n2, n1)), np.empty(n2)
+    state: dict[str, np.ndarray] = {}
+
+    def softmax() -> None:
+        state["A2"] = special.softmax(zt2.T, axis=-1)
+
+    def loss() -> None:
+        ls = special.log_softmax(zt2.T, axis=1)
+        ls *= Y
+        state["J"] = -np.add.reduce(ls, axis=1).sum() / N
+
+    def out_grad() -> None:
+        D2 = np.multiply(state["A2"], Y.sum(axis=1)[:, None])
+        D2 -= Y
+        D2 *= 1.0 / N
+        state["D2"] = D2
+
+    return [
+        ("Z1^T = W1 X^T", True, lambda: np.matmul(W1, X.T, out=zt1)),
+        ("+= b1", False, lambda: np.add(zt1, b1[:, None], out=zt1)),
+        ("A1 = relu(Z1)", False, lambda: np.maximum(zt1.T, zero_col, out=a1)),
+        ("Z2^T = W2 A1^T", True, lambda: np.matmul(W2, a1.T, out=zt2)),
+        ("+= b2", False, lambda: np.add(zt2, b2[:, None], out=zt2)),
+        ("A2 = softmax(Z2)", False, softmax),
+        ("loss (log_softmax)", False, loss),
+        ("D2 = (A2 - Y) / N", False, out_grad),
+        ("gW2^T = A1^T D2", True, lambda: np.matmul(a1.T, state["D2"], out=gW2.T)),
+        ("gb2 = 1^T D2", False, lambda: np.add.reduce(state["D2"], axis=0, out=gb2)),
+        ("D1 = D2 W2", True, lambda: np.matmul(state["D2"], W2, out=d1)),
+        ("relu mask Z1 > 0", False, lambda: np.greater(zt1.T, 0.0, out=mask)),
+        ("D1 *= mask", False, lambda: np.multiply(d1, mask.view(np.uint8), out=d1)),
+        ("gW1^T = X^T D1", True, lambda: np.matmul(X.T, d1, out=gW1.T)),
+        ("gb1 = 1^T D1", False, lambda: np.add.reduce(d1, axis=0, out=gb1)),
+    ]
+
+
+def piped(steps: list[tuple[str, bool, Callable[[], object]]], passes: int) -> np.ndarray:
+    """Seconds per step, shape ``(passes, n_steps)``, the steps run as one pass each time."""
+    calls = [call for _, _, call in steps]
+    times = np.empty((passes, len(calls)))
+    clock = time.perf_counter
+    for p in range(passes):
+        t = clock()
+        for j, call in enumerate(calls):
+            call()
+            t_next = clock()
+            times[p, j] = t_next - t
+            t = t_next
+    return times
+
+
+def tight(steps: list[tuple[str, bool, Callable[[], object]]], loops: int) -> np.ndarray:
+    """Seconds per call of each step run alone ``loops`` times, shape ``(n_steps,)``."""
+    out = np.empty(len(steps))
+    for j, (_, _, call) in enumerate(steps):
+        call()
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            call()
+        out[j] = (time.perf_counter() - t0) / loops
+    return out
+
+
+def measure(repeats: int, passes: int) -> dict[str, np.ndarray]:
+    """Medians per step for the four modes; one block of each mode per repeat, interleaved."""
+    steps = make_steps()
+    piped(steps, 20)  # warm up: the BLAS threads start, the buffers are touched
+    blocks: dict[str, list[np.ndarray]] = {
+        "piped 2t": [],
+        "piped 1t": [],
+        "tight 2t": [],
+        "tight 1t": [],
+    }
+    for _ in range(repeats):
+        blocks["piped 2t"].append(np.median(piped(steps, passes), axis=0))
+        blocks["tight 2t"].append(tight(steps, passes))
+        with threadpool_limits(limits=1):
+            blocks["piped 1t"].append(np.median(piped(steps, passes), axis=0))
+            blocks["tight 1t"].append(tight(steps, passes))
+    return {mode: np.median(np.array(b), axis=0) for mode, b in blocks.items()}
+
+
+def table(steps: list[tuple[str, bool, Callable[[], object]]], med: dict[str, np.ndarray]) -> str:
+    modes = list(med)
+    lines = [
+        "| step | kind | " + " | ".join(modes) + " | piped 2t/1t |",
+        "| --- | --- | " + " | ".join("---:" for _ in modes) + " | ---: |",
+    ]
+    for j, (name, is_product, _) in enumerate(steps):
+        cells = [fmt_time(med[m][j]) for m in modes]
+        ratio = med["piped 2t"][j] / med["piped 1t"][j]
+        kind = "product" if is_product else "element-wise"
+        lines.append(f"| {name} | {kind} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+    for label, select in (
+        ("products", [p for _, p, _ in steps]),
+        ("element-wise", [not p for _, p, _ in steps]),
+        ("whole pass", [True] * len(steps)),
+    ):
+        sums = {m: float(med[m][np.array(select)].sum()) for m in modes}
+        cells = [f"**{fmt_time(sums[m])}**" for m in modes]
+        ratio = sums["piped 2t"] / sums["piped 1t"]
+        lines.append(f"| sum: {label} | | " + " | ".join(cells) + f" | {ratio:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=15, help="interleaved blocks (default 15)")
+    p.add_argument("--passes", type=int, default=200, help="passes per block (default 200)")
+    p.add_argument("--json", metavar="PATH", help="also write the medians to PATH")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    load_before = load_average()
+    med = measure(args.repeats, args.passes)
+    steps = make_steps()
+    print("## Cache traffic: the 64-64-10 loss + gradient step by step, 1 and 2 BLAS threads\n")
+    print("\n".join(machine_lines()))
+    print(f"- load average (1/5/15 min) before: {load_before}, after: {load_average()}")
+    print(f"- {args.repeats} interleaved blocks of {args.passes} passes (or calls) per mode")
+    print(f"- wall time of this run: {time.perf_counter() - t0:.0f} s\n")
+    print(table(steps, med) + "\n")
+    print(
+        "Medians per call.  2t: the BLAS library's own thread count; 1t: one BLAS thread "
+        "(threadpoolctl).  piped: the step inside the pass; tight: the step alone in a loop.  "
+        "piped 2t/1t well above 1 on the element-wise steps (single-threaded either way) is "
+        "the cost of moving data the other core wrote; see the module docstring."
+    )
+    if args.json:
+        steps_json = [name for name, _, _ in steps]
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(
+                {"steps": steps_json, **{m: v.tolist() for m, v in med.items()}}, fh, indent=2
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
