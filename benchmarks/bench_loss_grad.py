@@ -28,6 +28,9 @@ Competitors (one table column each):
   and shown in the extra table;
 * ``sklearn``: ``MLPClassifier``/``MLPRegressor._loss_grad_lbfgs``, the private function that
   sklearn's own L-BFGS fit passes to ``scipy.optimize.minimize``, set up as ``_fit`` does.
+* ``products alone`` (extra table): the matrix products of one loss + gradient and nothing
+  else, on buffers laid out as nncore's workspace: the time below which no implementation
+  that uses this BLAS for its products can go.
 
 How it is timed
 ---------------
@@ -98,6 +101,7 @@ JAX, SKL = "JAX jit", "sklearn"
 # Extra timings: one ``net.loss`` call (the finite-difference estimate is built from it) and
 # JAX with the numpy round trip a scipy user pays.
 LOSS, JAX_NP = "nncore loss", "JAX jit (numpy in/out)"
+MM = "products alone"
 
 
 @dataclass
@@ -219,6 +223,32 @@ def nncore_loss(net: nncore.MLP, theta: np.ndarray, case: Case) -> Callable[[], 
     """One ``net.loss`` call: the unit of cost of finite differences."""
     X, y = case.X, case.y
     return lambda: net.loss(theta, X, y)
+
+
+def products_alone(net: nncore.MLP, theta: np.ndarray, case: Case) -> Callable[[], Any]:
+    """The matrix products of one loss + gradient and nothing else: ``Z_l^T = W_l A_{l-1}^T``,
+    ``dJ/dW_l^T = A_{l-1}^T D_l`` and ``D_l W_l`` (``l > 1``), on buffers of the shapes and
+    memory layouts of nncore's workspace (``Z_l^T`` C-ordered, activations and deltas
+    feature-major).  What any implementation that calls this BLAS for its products spends
+    at least; the entries (random normal) do not change the time."""
+    rng = np.random.default_rng(0)
+    N, widths = case.X.shape[0], net.sizes[1:]
+    X = np.ascontiguousarray(case.X, dtype=np.float64)
+    Ws = [W for W, _ in net.unpack(theta)]
+    ZT = [np.empty((n, N)) for n in widths]
+    A = [X] + [rng.standard_normal((n, N)).T for n in widths[:-1]]  # feature-major (N, n)
+    D = [rng.standard_normal((n, N)).T for n in widths]
+    gW = [np.empty(W.shape) for W in Ws]
+
+    def run() -> None:
+        for k, W in enumerate(Ws):
+            np.matmul(W, A[k].T, out=ZT[k])
+        for k in range(len(Ws) - 1, -1, -1):
+            np.matmul(A[k].T, D[k], out=gW[k].T)
+            if k > 0:
+                np.matmul(D[k], Ws[k], out=D[k - 1])
+
+    return run
 
 
 def finite_diff(net: nncore.MLP, theta: np.ndarray, case: Case) -> Callable[[], Any]:
@@ -345,6 +375,7 @@ def bench_case(case: Case, args: argparse.Namespace) -> Result:
         LG: nncore_loss_and_grad(net, theta, case),
         OBJ: nncore_objective(net, (theta, theta_b), case),
         LOSS: nncore_loss(net, theta, case),
+        MM: products_alone(net, theta, case),
     }
     if case.fd_direct:
         competitors[FD] = finite_diff(net, theta, case)
@@ -483,7 +514,11 @@ or median/fastest sample above {UNSTABLE}): the machine was busy while it was ta
 - JAX jit: jax arrays in, `block_until_ready`; the numpy -> jax transfer of theta is not
   included (the extra table has the numpy round trip).
 - sklearn: `_loss_grad_lbfgs`; for XOR it is `MLPRegressor`, whose output is the identity
-  (not sigmoid) and whose loss is 0.5 x mean squared error: the nearest sklearn has."""
+  (not sigmoid) and whose loss is 0.5 x mean squared error: the nearest sklearn has.
+- products alone (extra table): the pass's matrix products and nothing else, in nncore's
+  buffer layouts, timed in the same interleaving: the least any implementation calling this
+  BLAS spends; sklearn / products is the best ratio to sklearn such an implementation could
+  reach."""
 
 
 def extra_table(results: list[Result]) -> list[str]:
@@ -493,6 +528,9 @@ def extra_table(results: list[Result]) -> list[str]:
         "repeats",
         LOSS,
         JAX_NP,
+        MM,
+        "objective / products",
+        "sklearn / products",
         "page faults/call (nncore l&g, obj, sklearn)",
         "loss values (J)",
         "max abs grad diff vs nncore",
@@ -507,6 +545,9 @@ def extra_table(results: list[Result]) -> list[str]:
             str(len(res.samples[LG])),
             fmt_time(res.median(LOSS)),
             fmt_time(res.median(JAX_NP)),
+            fmt_time(res.median(MM)),
+            fmt_ratio(res.median(OBJ), res.median(MM)),
+            fmt_ratio(res.median(SKL), res.median(MM)),
             ", ".join(fmt_count(res.median_faults(k)) for k in (LG, OBJ, SKL)),
             values,
             diffs or "-",
