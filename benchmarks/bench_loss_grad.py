@@ -73,6 +73,7 @@ import scipy
 from scipy.optimize import approx_fprime
 
 import nncore
+from nncore.workspace import Workspace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # when imported from elsewhere
 from timing import fmt_time, interleave, load_average, run_stamp  # noqa: E402
@@ -227,26 +228,26 @@ def nncore_loss(net: nncore.MLP, theta: np.ndarray, case: Case) -> Callable[[], 
 
 def products_alone(net: nncore.MLP, theta: np.ndarray, case: Case) -> Callable[[], Any]:
     """The matrix products of one loss + gradient and nothing else: ``Z_l^T = W_l A_{l-1}^T``,
-    ``dJ/dW_l^T = A_{l-1}^T D_l`` and ``D_l W_l`` (``l > 1``), on buffers of the shapes and
-    memory layouts of nncore's workspace (``Z_l^T`` C-ordered, activations and deltas
-    feature-major).  What any implementation that calls this BLAS for its products spends
-    at least; the entries (random normal) do not change the time."""
+    ``dJ/dW_l^T = A_{l-1}^T D_l`` and ``D_l W_l`` (``l > 1``), into the buffers of an nncore
+    :class:`~nncore.workspace.Workspace`, as the kernels write them.  What any implementation
+    that calls this BLAS for its products spends at least; the entries (random normal) do not
+    change the time."""
     rng = np.random.default_rng(0)
-    N, widths = case.X.shape[0], net.sizes[1:]
+    ws = Workspace(net, case.X.shape[0])
+    for buf in (*ws.A[:-1], *ws.D):
+        buf[...] = rng.standard_normal(buf.shape)
     X = np.ascontiguousarray(case.X, dtype=np.float64)
     Ws = [W for W, _ in net.unpack(theta)]
-    ZT = [np.empty((n, N)) for n in widths]
-    A = [X] + [rng.standard_normal((n, N)).T for n in widths[:-1]]  # feature-major (N, n)
-    D = [rng.standard_normal((n, N)).T for n in widths]
-    gW = [np.empty(W.shape) for W in Ws]
+    A = [X, *ws.A[:-1]]  # the hidden layers are relu or tanh here, never identity
+    gW = [block[0] for block in ws.g_blocks]
 
     def run() -> None:
         for k, W in enumerate(Ws):
-            np.matmul(W, A[k].T, out=ZT[k])
+            np.matmul(W, A[k].T, out=ws.ZT[k])
         for k in range(len(Ws) - 1, -1, -1):
-            np.matmul(A[k].T, D[k], out=gW[k].T)
+            np.matmul(A[k].T, ws.D[k], out=gW[k].T)
             if k > 0:
-                np.matmul(D[k], Ws[k], out=D[k - 1])
+                np.matmul(ws.D[k], Ws[k], out=ws.D[k - 1])
 
     return run
 

@@ -7,52 +7,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_loss_grad_quick_runs():
+def run_script(name, *args):
+    """Run ``benchmarks/<name>`` with ``args``; its stdout, after checking it exited with 0."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_loss_grad.py"), "--quick"],
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "784-256-128-10" in done.stdout and "nncore" in done.stdout
+    return done.stdout
+
+
+def test_bench_loss_grad_quick_runs():
+    out = run_script("bench_loss_grad.py", "--quick")
+    assert "784-256-128-10" in out and "nncore" in out and "products alone" in out
 
 
 def test_run_all_xor_parts_run():
     """The XOR parts of run_all (the others need scikit-learn, which the test extra lacks)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run_all.py"),
-            "--quick",
-            "--only",
-            "xor_per_call",
-            "scipy_share",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "numpy floor" in done.stdout and "nncore_share" in done.stdout
+    out = run_script("run_all.py", "--quick", "--only", "xor_per_call", "scipy_share")
+    assert "numpy floor" in out and "nncore_share" in out
 
 
 def test_cache_traffic_runs(tmp_path):
-    out = tmp_path / "steps.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "cache_traffic.py"),
-            "--repeats",
-            "1",
-            "--passes",
-            "2",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "sum: whole pass" in done.stdout and out.read_text().count("D1 *= mask") == 1
+    steps = tmp_path / "steps.json"
+    out = run_script("cache_traffic.py", "--repeats", "1", "--passes", "2", "--json", str(steps))
+    assert "sum: whole pass" in out and steps.read_text().count("D1 *= mask") == 1
