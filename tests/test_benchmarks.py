@@ -34,3 +34,8 @@ def test_cache_traffic_runs(tmp_path):
     steps = tmp_path / "steps.json"
     out = run_script("cache_traffic.py", "--repeats", "1", "--passes", "2", "--json", str(steps))
     assert "sum: whole pass" in out and steps.read_text().count("D1 *= mask") == 1
+
+
+def test_second_core_runs():
+    out = run_script("second_core.py", "--repeats", "1", "--sample-s", "0.01")
+    assert "n_jobs=2" in out and "split over two" in out
