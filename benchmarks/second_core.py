@@ -8,9 +8,10 @@ interleaved (medians over repeats, ratios to the first row of each table):
    each worker with one BLAS thread, against the plain objective (2 BLAS threads) and the same
    chunks on one thread.  One ``fun_and_jac`` per call, theta alternating between two
    vectors so that the objective's cache never hits.
-2. **one step split across two threads**: ``relu`` and ``mask * delta`` on a (256, 10000)
-   array, whole or split in halves between the calling thread and a pool thread, on their
-   own and right after the 2-thread product ``Z^T = W X^T`` that precedes them in the pass.
+2. **the steps of a relu layer split across two threads**: relu, its mask and
+   ``mask * delta`` on (256, 10000) arrays, whole or split in halves between the calling
+   thread and a pool thread; interleaved on their own, then timed right after the 2-thread
+   product ``Z^T = W X^T`` that precedes them in the pass (the two variants alternating).
 
 Run from the repository root::
 
@@ -89,36 +90,42 @@ def split_steps(X: np.ndarray, pool: ThreadPoolExecutor) -> dict[str, Callable[[
         steps(slice(h, n))
         other.result()
 
-    def product() -> None:
-        np.matmul(W, X.T, out=zt)
-
     return {
         "steps, one thread": one_thread,
         "steps, split over two threads": two_threads,
-        "product alone": product,
-        "product, then steps on one thread": lambda: (product(), one_thread()),
-        "product, then steps split over two": lambda: (product(), two_threads()),
+        "product": lambda: np.matmul(W, X.T, out=zt),
     }
+
+
+def after_product(variants: dict[str, Callable[[], Any]], passes: int) -> dict[str, float]:
+    """Median seconds of each step variant run right after the product, timed on its own
+    (``perf_counter`` around the steps only), the variants alternating pass after pass."""
+    product = variants.pop("product")
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(passes):
+        for name, steps in variants.items():
+            product()
+            t0 = time.perf_counter()
+            steps()
+            times[name].append(time.perf_counter() - t0)
+    return {f"{name}, right after the product": statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=9, help="samples per variant (default 9)")
     p.add_argument("--sample-s", type=float, default=0.3, help="length of one sample (s)")
+    p.add_argument("--passes", type=int, default=60, help="passes after the product (60)")
     args = p.parse_args(argv)
     t0, load_before = time.perf_counter(), load_average()
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((N, SIZES[0])), rng.integers(0, SIZES[-1], N)
     chunks = medians(chunked_objectives(X, y), args.sample_s, args.repeats)
     with ThreadPoolExecutor(1) as pool:
-        split = medians(split_steps(X, pool), args.sample_s, args.repeats)
-    after = {  # what the steps add to the product before them
-        "steps after the product, one thread": split.pop("product, then steps on one thread")
-        - split["product alone"],
-        "steps after the product, split over two": split.pop("product, then steps split over two")
-        - split["product alone"],
-    }
-    del split["product alone"]
+        variants = split_steps(X, pool)
+        after = after_product(dict(variants), args.passes)
+        del variants["product"]
+        split = medians(variants, args.sample_s, args.repeats)
     print("## The second core for element-wise work: 784-256-128-10, N = 10,000\n")
     print("\n".join(machine_lines()))
     print(f"- load average (1/5/15 min) before: {load_before}, after: {load_average()}")
@@ -127,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print("The element-wise steps of a relu layer (relu, mask, mask * delta) on 256 x 10000:\n")
     print(table(split) + "\n")
     print("The same steps right after the product `Z^T = W X^T` (2 BLAS threads), as in the")
-    print("pass: (product + steps) - (product alone), from the same interleaved samples:\n")
+    print(f"pass, timed on their own; the two alternate, {args.passes} passes each:\n")
     print(table(after))
     return 0
 

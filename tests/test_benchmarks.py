@@ -37,5 +37,5 @@ def test_cache_traffic_runs(tmp_path):
 
 
 def test_second_core_runs():
-    out = run_script("second_core.py", "--repeats", "1", "--sample-s", "0.01")
+    out = run_script("second_core.py", "--repeats", "1", "--sample-s", "0.01", "--passes", "2")
     assert "n_jobs=2" in out and "split over two" in out
