@@ -190,7 +190,7 @@ def memory(args) -> dict:
     small, big = runs["10000"], runs[str(args.big_n)]
     return {
         "runs": runs,
-        "working_mb_above_data": (big["above_start"] - big["data_bytes"]) / 2**20,
+        "working_mib_above_data": (big["above_start"] - big["data_bytes"]) / 2**20,
         "time_per_row_ratio": (big["seconds"] / big["n"]) / (small["seconds"] / small["n"]),
     }
 
@@ -410,7 +410,7 @@ def markdown(report: dict) -> str:
     lines += [
         "",
         f"Chunked N = {report['args']['big_n']:,} (chunk_size {report['args']['chunk']}): "
-        f"{mem['working_mb_above_data']:.0f} MB above the data; time per row "
+        f"{mem['working_mib_above_data']:.0f} MiB above the data; time per row "
         f"{mem['time_per_row_ratio']:.2f}x the N = 10,000 case.",
         "",
     ]
