@@ -4,8 +4,8 @@ Why this exists
 ---------------
 On one 2-vCPU host this project ran on (AMD EPYC family 26, 2026-11-25), ``bench_loss_grad.py``
 found nncore's 64-64-10 evaluation (relu/softmax, cross_entropy, N=1797) in one of two steady
-states, ~0.65x JAX's compiled gradient or ~1.0x, and the state could change within one
-process.  This script shows where such a difference lies.  It replays the steps of nncore's pass (the same numpy
+states from run to run, ~0.65x JAX's compiled gradient or ~1.0x.  This script tests where such
+a difference lies.  It replays the steps of nncore's pass (the same numpy
 calls on buffers of the same shapes and memory layouts as ``MLP._forward``/``_backprop``,
 written out flat so each can be timed) in two ways:
 
