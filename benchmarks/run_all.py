@@ -40,7 +40,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_loss_grad as blg  # noqa: E402
-from timing import fmt_time, interleave  # noqa: E402
+from timing import fmt_time, medians  # noqa: E402
 
 import nncore  # noqa: E402
 
@@ -69,9 +69,9 @@ def dgemm_rate(seconds: float = 1.0) -> float:
 
 
 def interleaved(competitors: dict, repeats: int, sample_s: float) -> dict[str, float]:
-    """Median seconds per call of each competitor, sampled in turn (:mod:`timing`)."""
-    _, samples, _ = interleave(competitors, sample_s, repeats, min(repeats, 5), 60.0)
-    return {k: statistics.median(v) for k, v in samples.items()}
+    """Median seconds per call of each competitor: at least ``min(repeats, 5)`` repeats,
+    then as many as 60 seconds allow."""
+    return medians(competitors, sample_s, repeats, min(repeats, 5), 60.0)
 
 
 def curvature_costs(args) -> list[dict]:

@@ -36,15 +36,9 @@ import nncore
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_loss_grad import machine_lines  # noqa: E402
-from timing import fmt_time, interleave, load_average  # noqa: E402
+from timing import fmt_time, load_average, medians  # noqa: E402
 
 N, SIZES = 10_000, (784, 256, 128, 10)
-
-
-def medians(competitors: dict[str, Callable[[], Any]], sample_s: float, repeats: int) -> dict:
-    """Median seconds per call of each competitor, sampled in turn (:mod:`timing`)."""
-    _, samples, _ = interleave(competitors, sample_s, repeats)
-    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def table(med: dict[str, float]) -> str:
@@ -70,7 +64,11 @@ def chunked_objectives(X: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], A
     return {name: call(obj) for name, obj in objectives.items()}
 
 
-def split_steps(X: np.ndarray, pool: ThreadPoolExecutor) -> dict[str, Callable[[], Any]]:
+def split_steps(
+    X: np.ndarray, pool: ThreadPoolExecutor
+) -> tuple[Callable[[], Any], dict[str, Callable[[], Any]]]:
+    """The product ``Z^T = W X^T`` that precedes a relu layer's element-wise steps, and those
+    steps on one thread and split over two (the pool's thread and the caller)."""
     rng = np.random.default_rng(1)
     n, h = SIZES[1], SIZES[1] // 2
     W = rng.standard_normal((n, SIZES[0])) * 0.05
@@ -90,17 +88,15 @@ def split_steps(X: np.ndarray, pool: ThreadPoolExecutor) -> dict[str, Callable[[
         steps(slice(h, n))
         other.result()
 
-    return {
-        "steps, one thread": one_thread,
-        "steps, split over two threads": two_threads,
-        "product": lambda: np.matmul(W, X.T, out=zt),
-    }
+    product = lambda: np.matmul(W, X.T, out=zt)  # noqa: E731
+    return product, {"steps, one thread": one_thread, "steps, split over two threads": two_threads}
 
 
-def after_product(variants: dict[str, Callable[[], Any]], passes: int) -> dict[str, float]:
-    """Median seconds of each step variant run right after the product, timed on its own
+def after_product(
+    product: Callable[[], Any], variants: dict[str, Callable[[], Any]], passes: int
+) -> dict[str, float]:
+    """Median seconds of each step variant run right after ``product``, timed on its own
     (``perf_counter`` around the steps only), the variants alternating pass after pass."""
-    product = variants.pop("product")
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(passes):
         for name, steps in variants.items():
@@ -122,9 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     X, y = rng.standard_normal((N, SIZES[0])), rng.integers(0, SIZES[-1], N)
     chunks = medians(chunked_objectives(X, y), args.sample_s, args.repeats)
     with ThreadPoolExecutor(1) as pool:
-        variants = split_steps(X, pool)
-        after = after_product(dict(variants), args.passes)
-        del variants["product"]
+        product, variants = split_steps(X, pool)
+        after = after_product(product, variants, args.passes)
         split = medians(variants, args.sample_s, args.repeats)
     print("## The second core for element-wise work: 784-256-128-10, N = 10,000\n")
     print("\n".join(machine_lines()))

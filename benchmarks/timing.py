@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import gc
 import os
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -93,6 +94,18 @@ def interleave(
         if r + 1 >= min_repeats and time.perf_counter() - t_start > budget_s:
             break
     return inner, samples, faults
+
+
+def medians(
+    competitors: dict[str, Callable[[], Any]],
+    sample_s: float,
+    repeats: int,
+    min_repeats: int | None = None,
+    budget_s: float = float("inf"),
+) -> dict[str, float]:
+    """Median seconds per call of each competitor, sampled in turn by :func:`interleave`."""
+    _, samples, _ = interleave(competitors, sample_s, repeats, min_repeats, budget_s)
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def fmt_time(seconds: float | None) -> str:
