@@ -50,8 +50,8 @@ class Objective:
     chunk_size : int, optional
         Process at most this many rows at a time (bounded memory; see the module notes).
     n_jobs : int, default 1
-        Threads for the chunks (needs ``chunk_size``).  On 2-core machines this was measured
-        no faster than the same chunks on one thread with 2 BLAS threads
+        Threads for the chunks (needs ``chunk_size``).  On 2-core machines it showed no
+        consistent gain over the same chunks on one thread with 2 BLAS threads
         (``benchmarks/second_core.py``, docs/benchmarks.md): numpy's element-wise work gains
         little from a thread while the BLAS worker spins on the other core.
 
