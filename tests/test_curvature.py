@@ -152,6 +152,49 @@ def test_verification_toolkit_hessian_checks_pass(d):
     assert report.hessp["taylor"]["verdict"] in ("passed", "inconclusive")
 
 
+def test_hessp_check_at_a_saturated_tanh():
+    """Found by Hypothesis: the output tanh at z = 9.3 has f'(z) = 1 - a^2 = 3e-8, so the
+    gradient carries a rounding error of eps / f'(z) relative, which drifts smoothly from point
+    to point.  Its differences over 2h were off by 6e-4 relative (hessp itself is right to
+    2e-9 against a 60-digit evaluation), and only the floor from the size of the gradient's
+    terms (_gradient_scale) accounts for that."""
+    from nncore import check_gradient
+
+    net = MLP([1, 1, 1, 3, 1], activation=["tanh", "identity", "identity"], output="tanh")
+    report = check_gradient(net, np.ones(14), np.zeros((1, 1)), np.zeros(1), hessp=True)
+    assert report.passed, str(report)
+
+
+def test_hessp_check_still_catches_a_wrong_product(monkeypatch):
+    """The floor stays below the relative tolerance away from saturation: a product 0.1% off
+    is reported by the differences of the gradient (and by JAX)."""
+    from nncore import check_gradient
+    from nncore.objective import Objective
+
+    right = Objective.hessp
+    monkeypatch.setattr(Objective, "hessp", lambda self, t, v: 1.001 * right(self, t, v))
+    net = MLP([3, 4, 2], activation="tanh", output="sigmoid", loss="bce")
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((6, 3)), rng.uniform(0, 1, (6, 2))
+    report = check_gradient(net, net.init(1), X, y, hessp=True)
+    assert not report.passed
+    assert any("central differences of the gradient: DISAGREE" in r for r in report.reasons)
+
+
+@given(st.data())
+def test_gradient_scale_bounds_the_gradient(d):
+    """The size of the terms of each gradient component is at least the component itself:
+    it is the same backprop with every factor replaced by an upper bound of its size."""
+    from nncore.verify import _gradient_scale
+
+    net = d.draw(networks())
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net))
+    g = net.grad(theta, X, y, w)
+    scale = _gradient_scale(net, theta, net.batch(X, y, w))
+    assert np.all(np.abs(g) <= scale * (1 + 1e-12) + 1e-300)
+
+
 @pytest.mark.parametrize("chunk_size", [None, 7])
 @pytest.mark.parametrize("l2", [0.0, 0.3])
 def test_gauss_newton_matrix_of_mse_from_the_jacobian_equals_its_columns(chunk_size, l2):

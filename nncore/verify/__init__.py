@@ -222,6 +222,7 @@ def _check_network(
         _jax_hessp=jax_hessp if (hessp and jax_reference is not None) else None,
         _jax_binding=not at_kink,
         f_scale=_term_scale(net, theta, batch),
+        g_scale=_gradient_scale(net, theta, batch) if hessp else None,
     )
     if jax_reference is None:
         report.reasons.append(
@@ -264,6 +265,53 @@ def _term_scale(net: Any, theta: np.ndarray, batch: Any) -> float:
     return float(np.mean(np.abs(cache.Z[-1]).max(axis=1)))
 
 
+def _gradient_scale(net: Any, theta: np.ndarray, batch: Any) -> np.ndarray:
+    """The size of the terms each gradient component sums, shape ``(n_params,)``, for the
+    rounding floor of the differences of the gradient (the ``hessp`` check).
+
+    A gradient can be far smaller than the numbers it is computed from: at a saturated tanh,
+    ``f'(z) = 1 - a^2`` is about 1e-8 while its rounding error follows ``1``, so the
+    gradient's relative error is about ``eps / f'(z)``, not ``eps``.  That error drifts
+    smoothly between nearby points, where neither Richardson's truncation estimate nor a
+    fourth difference sees it, and a difference of gradients over ``2h`` inherits it divided
+    by ``h``.  This is backprop with every factor replaced by its size: ``|W_l|``,
+    ``|A_{l-1}|``, ``|A_L| + |Y|`` for the residual ``A_L - Y`` every loss's output gradient
+    contains, and for the derivative of an activation the size of the terms it is computed
+    from, ``max(|f'(z)|, 1)`` (``|f'(z)|`` itself for identity and relu-like activations,
+    whose derivatives are exact; ``|a| (|g| + <|g|, |a|>)`` row by row for softmax).
+    """
+    params = net.layout.unpack(theta)
+    cache = net._forward(params, batch.X)
+    acts = net._acts
+
+    def through(act, G, k):  # |dJ/dZ| from |dJ/dA| at layer k + 1
+        z, a = cache.Z[k], cache.A[k + 1]
+        if act.df is None:  # softmax: a * (g - <g, a>)
+            return np.abs(a) * (G + np.einsum("ij,ij->i", G, np.abs(a))[:, None])
+        df = np.abs(np.asarray(act.df(z, a), dtype=np.float64))
+        return G * (df if act.kink or act.name == "identity" else np.maximum(df, 1.0))
+
+    n_out = net.sizes[-1]
+    D = np.abs(cache.A[-1]) + np.abs(batch.Y)
+    if net.loss_name == "mse":  # d l / d A_L = 2 (A_L - Y) / n_out, then f'_L
+        D = through(acts[-1], D * (2.0 / n_out), len(acts) - 1)
+    elif net.loss_name == "bce":  # d l / d Z_L = (A_L - Y) / n_out
+        D /= n_out
+    else:  # cross_entropy: d l / d Z_L = s A_L - Y, s the row sums of Y
+        D = np.abs(cache.A[-1]) * np.abs(batch.Y.sum(axis=1))[:, None] + np.abs(batch.Y)
+    D *= (1.0 / D.shape[0]) if batch.omega is None else batch.omega[:, None]
+    out = np.empty(net.n_params)
+    for k in range(len(params) - 1, -1, -1):
+        (W, _), (gW, gb) = params[k], net.layout.unpack(out)[k]
+        gW[...] = D.T @ np.abs(cache.A[k])
+        if net.l2:
+            gW += net.l2 * np.abs(W)
+        gb[...] = D.sum(axis=0)
+        if k > 0:
+            D = through(acts[k - 1], D @ np.abs(W), k - 1)
+    return out
+
+
 def _names(names: Sequence[str] | Callable[[int], str] | None) -> Callable[[int], str]:
     if names is None:
         return lambda i: f"x[{i}]"
@@ -291,6 +339,7 @@ def _check_function(
     _jax_hessp: Callable | None = None,
     _jax_binding: bool = True,
     f_scale: float = 0.0,
+    g_scale: np.ndarray | None = None,
 ) -> GradientReport:
     if not callable(fun) or not callable(grad):
         raise TypeError(
@@ -459,7 +508,17 @@ def _check_function(
     if hessp is not None:
         hp = Counter(lambda z, w: np.asarray(hessp(z, w, *args), dtype=np.float64))
         hessp_info, ok, lines = _check_hessp(
-            f, gr, hp, x, f0, g, rng, _jax_hessp if _jax_binding else None, _crosses_kink2, f_scale
+            f,
+            gr,
+            hp,
+            x,
+            f0,
+            g,
+            rng,
+            _jax_hessp if _jax_binding else None,
+            _crosses_kink2,
+            f_scale,
+            g_scale,
         )
         passed &= ok
         reasons += lines
@@ -537,12 +596,14 @@ def _round_off(fh: float, f0: float, f_scale: float) -> float:
     return EVAL_ROUNDING * (max(abs(fh), f_scale) + max(abs(f0), f_scale))
 
 
-def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0):
+def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0, g_scale=None):
     n = x.size
     lines = []
     ok_all = True
-    # central differences of the gradient along v, with the same error bar as for f; the
-    # gradient jumps at a relu kink, so directions whose stencil crosses one are redrawn
+    # central differences of the gradient along v, with the same error bar as for f (the
+    # rounding floor following the size of the terms of each component, ``g_scale``, where
+    # known: _gradient_scale); the gradient jumps at a relu kink, so directions whose stencil
+    # crosses one are redrawn
     h = step_for(x)
     for _ in range(KINK_REDRAWS):
         v = unit_direction(rng, n)
@@ -561,7 +622,8 @@ def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0)
             gp, gm = gr(x + step * v), gr(x - step * v)
             diffs.append((gp - gm) / (2.0 * step))
             biggest = max(biggest, float(np.abs(gp).max()), float(np.abs(gm).max()))
-        err = np.abs(diffs[0] - diffs[1]) / 3.0 + EVAL_ROUNDING * biggest / h
+        size = biggest if g_scale is None else np.maximum(biggest, g_scale)
+        err = np.abs(diffs[0] - diffs[1]) / 3.0 + EVAL_ROUNDING * size / h
         fd_ok = bool(np.all(np.abs(Hv - diffs[0]) <= FD_RTOL * np.abs(diffs[0]) + FD_SAFETY * err))
         norm = np.linalg.norm(diffs[0])
         fd_rel = (
