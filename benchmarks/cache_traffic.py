@@ -5,9 +5,10 @@ Why this exists
 On one 2-vCPU host this project ran on (AMD EPYC family 26, 2026-11-25), ``bench_loss_grad.py``
 found nncore's 64-64-10 evaluation (relu/softmax, cross_entropy, N=1797) in one of two steady
 states from run to run, ~0.65x JAX's compiled gradient or ~1.0x.  This script tests where such
-a difference lies.  It replays the steps of nncore's pass (the same numpy
-calls on buffers of the same shapes and memory layouts as ``MLP._forward``/``_backprop``,
-written out flat so each can be timed) in two ways:
+a difference lies.  It replays the steps of nncore's pass (the same numpy calls and nncore's
+own activation and loss functions, on an nncore workspace, as ``MLP._forward``/``_backprop``
+run them, written out flat so each can be timed; a test checks the replay gives nncore's
+gradient bit for bit) in two ways:
 
 * **piped**: the whole pass, step after step, as nncore runs it, a ``perf_counter`` read
   between steps; each step's median over ``--repeats`` passes;
@@ -42,70 +43,84 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from scipy import special
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_loss_grad import machine_lines  # noqa: E402
 from timing import fmt_time, load_average  # noqa: E402
 
+import nncore  # noqa: E402
+from nncore.workspace import Workspace  # noqa: E402
+
 N, SIZES = 1797, (64, 64, 10)
 
 
-def make_steps(seed: int = 0) -> list[tuple[str, bool, Callable[[], object]]]:
-    """The steps of one loss + gradient as ``(name, is_matrix_product, call)``, in order.
+class Replay:
+    """What a replayed pass computes: ``J`` and the gradient ``g`` (a workspace buffer), for
+    ``net`` at ``theta`` on ``batch``."""
 
-    Buffers are laid out as nncore's workspace lays them out: ``Z_l^T`` C-ordered
-    ``(n_l, N)``, activations and deltas feature-major (``(N, n)`` views of ``(n, N)``).
+    def __init__(self, net: nncore.MLP, theta: np.ndarray, batch, g: np.ndarray) -> None:
+        self.net, self.theta, self.batch, self.g = net, theta, batch, g
+        self.J = float("nan")
+        self.log_A2: np.ndarray | None = None
+
+
+def make_steps(seed: int = 0) -> tuple[list[tuple[str, bool, Callable[[], object]]], Replay]:
+    """The steps of one loss + gradient as ``(name, is_matrix_product, call)``, in order, and
+    the replay's state (:class:`Replay`), whose ``J`` and ``g`` the last pass wrote.
+
+    The calls are ``MLP._forward``/``_backward``/``_backprop`` written out flat: the same
+    numpy calls and the same activation and loss functions of nncore, on the buffers of an
+    nncore :class:`~nncore.workspace.Workspace` and a validated :class:`~nncore.network.Batch`
+    (``Y`` F-ordered), so their layouts are nncore's.  ``tests/test_benchmarks.py`` checks
+    that one pass gives nncore's loss and gradient bit for bit.
     """
     rng = np.random.default_rng(seed)
-    n0, n1, n2 = SIZES
-    X = rng.random((N, n0))  # C-ordered, as the data arrive
-    labels = rng.integers(0, n2, N)
-    Y = np.zeros((N, n2))
-    Y[np.arange(N), labels] = 1.0
-    W1, b1 = rng.normal(0, np.sqrt(2 / n0), (n1, n0)), rng.normal(0, 0.1, n1)
-    W2, b2 = rng.normal(0, np.sqrt(1 / n1), (n2, n1)), rng.normal(0, 0.1, n2)
-    zt1, zt2 = np.empty((n1, N)), np.empty((n2, N))
-    a1 = np.empty((n1, N)).T  # feature-major (N, n1)
-    d1 = np.empty((n1, N)).T
-    mask = np.empty((n1, N), dtype=bool).T
-    zero_col = np.zeros((N, 1))
-    gW1, gb1 = np.empty((n1, n0)), np.empty(n1)
-    gW2, gb2 = np.empty((n2, n1)), np.empty(n2)
-    state: dict[str, np.ndarray] = {}
+    net = nncore.MLP(list(SIZES), activation="relu", output="softmax", loss="cross_entropy")
+    theta = net.init(seed=seed)
+    batch = net.batch(rng.random((N, SIZES[0])), rng.integers(0, SIZES[-1], N))
+    ws = Workspace(net, N)
+    (W1, b1), (W2, b2) = net.unpack(theta)
+    relu = net._acts[0]
+    loss = net._loss
+    X, Y = batch.X, batch.Y
+    zt1, zt2 = ws.ZT
+    a1, a2 = ws.A
+    d1, d2 = ws.D
+    mask = ws.S[0]
+    (gW1, gb1), (gW2, gb2) = ws.g_blocks
+    state = Replay(net, theta, batch, ws.g)
 
-    def softmax() -> None:
-        state["A2"] = special.softmax(zt2.T, axis=-1)
+    def log_output() -> None:
+        state.log_A2 = loss.log_output(zt2.T)
 
-    def loss() -> None:
-        ls = special.log_softmax(zt2.T, axis=1)
-        ls *= Y
-        state["J"] = -np.add.reduce(ls, axis=1).sum() / N
+    def value() -> None:
+        per_sample = loss.per_sample(zt2.T, a2, Y, state.log_A2)
+        state.J = float(per_sample.sum() / per_sample.shape[0])
 
     def out_grad() -> None:
-        D2 = np.multiply(state["A2"], Y.sum(axis=1)[:, None])
-        D2 -= Y
-        D2 *= 1.0 / N
-        state["D2"] = D2
+        loss.output_grad(zt2.T, a2, Y, d2)
+        np.multiply(d2, 1.0 / N, out=d2)  # MLP._weigh without sample weights
 
-    return [
+    steps = [
         ("Z1^T = W1 X^T", True, lambda: np.matmul(W1, X.T, out=zt1)),
         ("+= b1", False, lambda: np.add(zt1, b1[:, None], out=zt1)),
-        ("A1 = relu(Z1)", False, lambda: np.maximum(zt1.T, zero_col, out=a1)),
+        ("A1 = relu(Z1)", False, lambda: relu.f(zt1.T, a1)),
         ("Z2^T = W2 A1^T", True, lambda: np.matmul(W2, a1.T, out=zt2)),
         ("+= b2", False, lambda: np.add(zt2, b2[:, None], out=zt2)),
-        ("A2 = softmax(Z2)", False, softmax),
-        ("loss (log_softmax)", False, loss),
+        ("log A2 = log_softmax(Z2)", False, log_output),
+        ("A2 = exp(log A2)", False, lambda: np.exp(state.log_A2, out=a2)),
+        ("loss from log A2", False, value),
         ("D2 = (A2 - Y) / N", False, out_grad),
-        ("gW2^T = A1^T D2", True, lambda: np.matmul(a1.T, state["D2"], out=gW2.T)),
-        ("gb2 = 1^T D2", False, lambda: np.add.reduce(state["D2"], axis=0, out=gb2)),
-        ("D1 = D2 W2", True, lambda: np.matmul(state["D2"], W2, out=d1)),
-        ("relu mask Z1 > 0", False, lambda: np.greater(zt1.T, 0.0, out=mask)),
+        ("gW2^T = A1^T D2", True, lambda: np.matmul(a1.T, d2, out=gW2.T)),
+        ("gb2 = 1^T D2", False, lambda: np.add.reduce(d2, axis=0, out=gb2)),
+        ("D1 = D2 W2", True, lambda: np.matmul(d2, W2, out=d1)),
+        ("relu mask Z1 > 0", False, lambda: relu.df(zt1.T, a1, mask)),
         ("D1 *= mask", False, lambda: np.multiply(d1, mask.view(np.uint8), out=d1)),
         ("gW1^T = X^T D1", True, lambda: np.matmul(X.T, d1, out=gW1.T)),
         ("gb1 = 1^T D1", False, lambda: np.add.reduce(d1, axis=0, out=gb1)),
     ]
+    return steps, state
 
 
 def piped(steps: list[tuple[str, bool, Callable[[], object]]], passes: int) -> np.ndarray:
@@ -137,7 +152,7 @@ def tight(steps: list[tuple[str, bool, Callable[[], object]]], loops: int) -> np
 
 def measure(repeats: int, passes: int) -> dict[str, np.ndarray]:
     """Medians per step for the four modes; one block of each mode per repeat, interleaved."""
-    steps = make_steps()
+    steps, _ = make_steps()
     piped(steps, 20)  # warm up: the BLAS threads start, the buffers are touched
     blocks: dict[str, list[np.ndarray]] = {
         "piped 2t": [],
@@ -186,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     load_before = load_average()
     med = measure(args.repeats, args.passes)
-    steps = make_steps()
+    steps, _ = make_steps()
     print("## Cache traffic: the 64-64-10 loss + gradient step by step, 1 and 2 BLAS threads\n")
     print("\n".join(machine_lines()))
     print(f"- load average (1/5/15 min) before: {load_before}, after: {load_average()}")

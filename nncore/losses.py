@@ -6,14 +6,20 @@ the l2 term, and that assembly is written once, in :mod:`nncore.network`.  A rec
 
 * ``targets(y, n_samples, n_out)``: validate ``y`` and return it as a float64
   ``(N, n_out)`` array ``Y`` (integer labels become one-hot rows);
-* ``per_sample(Z, A, Y)``: ``l_i``, shape ``(N,)``;
+* ``per_sample(Z, A, Y, log_A=None)``: ``l_i``, shape ``(N,)``; ``log_A`` is ``log A_L`` when
+  the forward pass computed it (``log_output``), else ``None``;
 * ``output_grad(Z, A, Y, out=None)``: ``d l_i / d A_L`` for ``mse``, or ``d l_i / d Z_L``
   for the losses fused with their output activation (``fused=True``: bce with sigmoid,
   cross_entropy with softmax), shape ``(N, n_out)``, unweighted; written into ``out`` when
   given;
 * ``output_hvp(Z, A, Y, U)``: the Hessian of ``l_i`` with respect to that same output
   (``A_L`` or ``Z_L``) applied to ``U`` row by row, unweighted: the curvature used by the
-  Hessian- and Gauss-Newton-vector products.  It is positive semi-definite for every loss.
+  Hessian- and Gauss-Newton-vector products.  It is positive semi-definite for every loss;
+* ``log_output``: ``None``, or for cross_entropy ``log_output(Z) = log softmax(Z)`` row by
+  row.  The forward pass then computes ``log A_L`` first and ``A_L = exp(log A_L)``, and
+  hands ``log A_L`` to ``per_sample``: one log-sum-exp serves the loss and the probabilities
+  (the softmax and the log-softmax each computed apart cost a third more on a 10-class output,
+  ``benchmarks/cache_traffic.py``).
 
 The fused losses are computed from the logits ``Z = Z_L`` (softplus, log-sum-exp), never
 from clipped probabilities, so they stay finite and exact for saturated outputs.
@@ -48,6 +54,7 @@ class Loss:
     per_sample: Callable[[Array, Array, Array], Array]
     output_grad: Callable[..., Array]
     output_hvp: Callable[[Array, Array, Array, Array], Array]
+    log_output: Callable[[Array], Array] | None = None
 
 
 def _real_targets(y: Any, n_samples: int, n_out: int, loss: str) -> Array:
@@ -114,7 +121,7 @@ def _cross_entropy_targets(y: Any, n_samples: int, n_out: int) -> Array:
 
 
 # mse: l_i = mean_k (A_ik - Y_ik)^2;  d l_i / d A_ik = 2 (A_ik - Y_ik) / n_out
-def _mse_per_sample(Z: Array, A: Array, Y: Array) -> Array:
+def _mse_per_sample(Z: Array, A: Array, Y: Array, log_A: Array | None = None) -> Array:
     R = A - Y
     R *= R
     return np.add.reduce(R, axis=1) / Y.shape[1]  # the mean over outputs, as np.mean does it
@@ -131,7 +138,7 @@ def _mse_hvp(Z: Array, A: Array, Y: Array, U: Array) -> Array:
 
 
 # bce: l_i = mean_k softplus(Z_ik) - Y_ik Z_ik;  d l_i / d Z_ik = (sigmoid(Z_ik) - Y_ik) / n_out
-def _bce_per_sample(Z: Array, A: Array, Y: Array) -> Array:
+def _bce_per_sample(Z: Array, A: Array, Y: Array, log_A: Array | None = None) -> Array:
     L = np.logaddexp(0.0, Z)
     L -= Y * Z
     return np.add.reduce(L, axis=1) / Y.shape[1]
@@ -150,9 +157,16 @@ def _bce_hvp(Z: Array, A: Array, Y: Array, U: Array) -> Array:
 # cross_entropy: l_i = -sum_k Y_ik log softmax(Z_i)_k, with log softmax(Z_i) = Z_i -
 # logsumexp(Z_i) from the logits (never log of a probability, which underflows);
 # s_i = sum_k Y_ik;  d l_i / d Z_i = s_i softmax(Z_i) - Y_i
-def _cross_entropy_per_sample(Z: Array, A: Array, Y: Array) -> Array:
-    YlogA = special.log_softmax(Z, axis=1)
-    YlogA *= Y
+def _cross_entropy_log_output(Z: Array) -> Array:
+    return special.log_softmax(Z, axis=1)
+
+
+def _cross_entropy_per_sample(Z: Array, A: Array, Y: Array, log_A: Array | None = None) -> Array:
+    if log_A is None:
+        YlogA = _cross_entropy_log_output(Z)
+        YlogA *= Y
+    else:  # the forward pass's log A_L, left as it is
+        YlogA = np.multiply(log_A, Y)
     return -np.add.reduce(YlogA, axis=1)
 
 
@@ -181,6 +195,7 @@ _TABLE = (
         _cross_entropy_per_sample,
         _cross_entropy_grad,
         _cross_entropy_hvp,
+        _cross_entropy_log_output,
     ),
 )
 

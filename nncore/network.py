@@ -52,10 +52,15 @@ class Cache(NamedTuple):
         ``(Z_1, ..., Z_L)``, ``Z_l`` of shape ``(N, n_l)``.
     A : tuple of ndarray
         ``(A_0, ..., A_L)`` with ``A_0 = X``, ``A_l`` of shape ``(N, n_l)``.
+    log_A_L : ndarray or None
+        ``log A_L = log_softmax(Z_L)``, shape ``(N, n_L)``, for the cross_entropy loss, whose
+        forward pass computes it first and then ``A_L = exp(log A_L)``, so that the loss and
+        the probabilities share one log-sum-exp; ``None`` for the other losses.
     """
 
     Z: tuple[Array, ...]
     A: tuple[Array, ...]
+    log_A_L: Array | None = None
 
 
 class Batch(NamedTuple):
@@ -289,16 +294,21 @@ class MLP:
         """The forward cache, in the buffers of ``ws`` (a new workspace when ``None``)."""
         if ws is None:
             ws = Workspace(self, X.shape[0])
-        Z, A = [], [X]
-        for (W, b), act, zt, a in zip(params, self._acts, ws.ZT, ws.A):
+        Z, A, log_A_L = [], [X], None
+        log_output = self._loss.log_output  # cross_entropy: log A_L first, then A_L
+        for k, ((W, b), act, zt, a) in enumerate(zip(params, self._acts, ws.ZT, ws.A)):
             # Z_l^T = W_l A_{l-1}^T + b_l, as the seed writes it: the same BLAS call on the
             # same memory layout, so the seed's network is reproduced bit for bit.
             np.matmul(W, A[-1].T, out=zt)  # (n_l, n_{l-1}) @ (n_{l-1}, N)
             zt += b[:, None]
             z = zt.T  # (N, n_l), a view
             Z.append(z)
-            A.append(z if a is None else act.f(z, a))
-        return Cache(tuple(Z), tuple(A))
+            if log_output is not None and k == len(params) - 1:
+                log_A_L = log_output(z)  # softmax(Z_L) = exp(log_softmax(Z_L))
+                A.append(np.exp(log_A_L, out=a))
+            else:
+                A.append(z if a is None else act.f(z, a))
+        return Cache(tuple(Z), tuple(A), log_A_L)
 
     def predict(self, theta: Any, X: Any) -> FloatArray:
         """Network output ``A_L``, shape ``(N, n_out)``, a new C-ordered array."""
@@ -310,7 +320,7 @@ class MLP:
 
     def _data_value(self, cache: Cache, batch: Batch) -> float:
         """``sum_i omega_i l_i`` (``mean_i l_i`` without weights)."""
-        per_sample = self._loss.per_sample(cache.Z[-1], cache.A[-1], batch.Y)  # (N,)
+        per_sample = self._loss.per_sample(cache.Z[-1], cache.A[-1], batch.Y, cache.log_A_L)
         if batch.omega is None:  # the mean as np.mean computes it: the sum, then / N
             return float(per_sample.sum() / per_sample.shape[0])
         return float(np.dot(batch.omega, per_sample))

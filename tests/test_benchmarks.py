@@ -1,16 +1,20 @@
-"""The benchmark scripts still run (smoke test: timings are never asserted here)."""
+"""The benchmark scripts still run (smoke tests: timings are never asserted here), and a
+replay of nncore's pass computes what nncore computes."""
 
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
 
 
 def run_script(name, *args):
     """Run ``benchmarks/<name>`` with ``args``; its stdout, after checking it exited with 0."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / name), *args],
+        [sys.executable, str(BENCH / name), *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -39,3 +43,19 @@ def test_cache_traffic_runs(tmp_path):
 def test_second_core_runs():
     out = run_script("second_core.py", "--repeats", "1", "--sample-s", "0.01", "--passes", "2")
     assert "n_jobs=2" in out and "split over two" in out
+
+
+def test_cache_traffic_replays_nncore_bit_for_bit():
+    # the replay's steps are timed as nncore's pass: one pass of them must compute exactly
+    # what the objective computes, or the table describes some other code
+    sys.path.insert(0, str(BENCH))
+    try:
+        import cache_traffic
+    finally:
+        sys.path.remove(str(BENCH))
+    steps, replay = cache_traffic.make_steps(seed=3)
+    for _, _, call in steps:
+        call()
+    J, g = replay.net.objective(replay.batch.X, replay.batch.Y).fun_and_jac(replay.theta)
+    assert replay.J == J
+    assert np.array_equal(replay.g, g)

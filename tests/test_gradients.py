@@ -145,3 +145,25 @@ def test_saturated_logits_stay_finite_and_exact():
         J, g = net.loss_and_grad(theta, X, y)
         assert J == pytest.approx(800.0, rel=1e-15)
         assert np.all(np.isfinite(g)) and np.abs(g).max() == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).eps > 1e-18, reason="needs an extended-precision long double"
+)
+@pytest.mark.parametrize("gap", [1.0, 10.0, 100.0, 700.0])
+def test_softmax_output_from_log_softmax_is_accurate(gap):
+    """cross_entropy computes A_L = exp(log_softmax(Z_L)) (docs/math.md, 4.3): exp turns the
+    absolute rounding of log_softmax, a few ulps of |z_k - m| + log n_L, into relative error.
+    Against the softmax in 64-bit-mantissa long double, within 8 eps (1 + |z_k - m| + log n)."""
+    net = MLP([3, 10], output="softmax", loss="cross_entropy")
+    rng = np.random.default_rng(int(gap))
+    cache = net.forward(net.init(0), rng.standard_normal((50, 3)))
+    Z = rng.uniform(-gap, 0.0, (500, 10))
+    Z[:, 0] = 0.0  # the row maximum m = 0: every logit gap from it up to `gap`
+    log_A = net._loss.log_output(Z)
+    A = np.exp(log_A)
+    Zl = Z.astype(np.longdouble)
+    exact = np.exp(Zl) / np.exp(Zl).sum(axis=1, keepdims=True)
+    bound = 8 * np.finfo(float).eps * (1 + np.abs(Z) + np.log(10))
+    assert np.all(np.abs(A - exact) <= bound * exact)
+    assert cache.log_A_L is not None and np.array_equal(np.exp(cache.log_A_L), cache.A[-1])
