@@ -199,11 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="PATH", help="also write the medians to PATH")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
-    load_before = load_average()
+    load_before, stamp = load_average(), machine_lines()  # the stamp dates the start
     med = measure(args.repeats, args.passes)
     steps, _ = make_steps()
     print("## Cache traffic: the 64-64-10 loss + gradient step by step, 1 and 2 BLAS threads\n")
-    print("\n".join(machine_lines()))
+    print("\n".join(stamp))
     print(f"- load average (1/5/15 min) before: {load_before}, after: {load_average()}")
     print(f"- {args.repeats} interleaved blocks of {args.passes} passes (or calls) per mode")
     print(f"- wall time of this run: {time.perf_counter() - t0:.0f} s\n")

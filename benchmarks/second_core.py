@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--passes", type=int, default=60, help="passes after the product (60)")
     args = p.parse_args(argv)
     t0, load_before = time.perf_counter(), load_average()
+    stamp = machine_lines()  # dates the start of the run
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((N, SIZES[0])), rng.integers(0, SIZES[-1], N)
     chunks = medians(chunked_objectives(X, y), args.sample_s, args.repeats)
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         after = after_product(product, variants, args.passes)
         split = medians(variants, args.sample_s, args.repeats)
     print("## The second core for element-wise work: 784-256-128-10, N = 10,000\n")
-    print("\n".join(machine_lines()))
+    print("\n".join(stamp))
     print(f"- load average (1/5/15 min) before: {load_before}, after: {load_average()}")
     print(f"- wall time of this run: {time.perf_counter() - t0:.0f} s\n")
     print("One loss + gradient (`fun_and_jac`):\n\n" + table(chunks) + "\n")
