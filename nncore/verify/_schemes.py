@@ -32,6 +32,11 @@ the forward pass and the sums); ``EVAL_ROUNDING * |f| / h`` is the rounding floo
 central difference with step ``h``."""
 TAYLOR_CLEARANCE = 1e3
 """A Taylor remainder counts only when it is this many times above its round-off level."""
+TAYLOR_SETTLED = 0.5
+"""A failing Taylor rate counts only when the slopes it is the median of lie within this of
+each other: the remainder follows one power of ``h`` over those steps.  Otherwise the steps
+clear of round-off are still the large ones where higher-order terms compete with the leading
+one, and the test is inconclusive."""
 
 Vector = np.ndarray
 
@@ -212,10 +217,11 @@ def taylor(
     ``log2(r(h) / r(h / 2))`` over the smallest steps (up to 5 pairs) whose remainders are
     at least ``TAYLOR_CLEARANCE`` times their round-off.  The verdict passes a rate within
     0.25 of ``expected_rate`` or above it (a vanishing leading term gives a higher order),
-    fails a rate at or below ``expected_rate - 0.75``, and is inconclusive when fewer than
+    fails a rate at or below ``expected_rate - 0.75`` measured over at least two pairs whose
+    slopes agree within :data:`TAYLOR_SETTLED`, and is inconclusive when fewer than
     two steps stand clear of round-off (``f`` is of degree ``< expected_rate`` along the
-    direction) or the rate lies in between.  Steps for which ``unusable(h)`` is True (the
-    segment crosses a kink of ``f``) never count.
+    direction), the rate lies in between, or a failing rate is not settled.  Steps for
+    which ``unusable(h)`` is True (the segment crosses a kink of ``f``) never count.
     """
     h = h0 / 2.0 ** np.arange(steps)
     r, noise = np.empty(steps), np.empty(steps)
@@ -229,10 +235,12 @@ def taylor(
     if pairs.size == 0:
         return Taylor(h, r, noise, expected_rate, None, None, "inconclusive", slopes)
     tail = pairs[-5:]
-    rate = float(np.median(np.log2(r[tail] / r[tail + 1])))
+    tail_slopes = np.log2(r[tail] / r[tail + 1])
+    rate = float(np.median(tail_slopes))
+    settled = tail.size >= 2 and float(np.ptp(tail_slopes)) <= TAYLOR_SETTLED
     if rate >= expected_rate - 0.25:
         verdict = "passed"
-    elif rate <= expected_rate - 0.75:
+    elif rate <= expected_rate - 0.75 and settled:
         verdict = "failed"
     else:
         verdict = "inconclusive"
