@@ -20,7 +20,6 @@ Both settings affect every other user of JAX in the same process.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -268,8 +267,27 @@ def _spec(net) -> _Spec:
     )
 
 
-@functools.cache
+COMPILED_LIMIT = 64
+"""How many compiled transforms (network structure x transform) are kept.  Each jitted
+function keeps one XLA executable per input shape, and each executable maps memory of its own:
+a property test drawing thousands of architectures reached the kernel's limit of 65,530
+memory maps (``vm.max_map_count``) after about 900 examples, and XLA aborted the process.
+Past the limit every cache is dropped (:func:`jax.clear_caches`) and compiling starts again."""
+
+_COMPILED: dict[tuple[_Spec, str], Callable] = {}
+
+
 def _compiled(spec: _Spec, kind: str) -> Callable:
+    fn = _COMPILED.get((spec, kind))
+    if fn is None:
+        if len(_COMPILED) >= COMPILED_LIMIT:
+            _COMPILED.clear()
+            jax.clear_caches()
+        fn = _COMPILED[spec, kind] = _transform(spec, kind)
+    return fn
+
+
+def _transform(spec: _Spec, kind: str) -> Callable:
     f = loss_fn(spec)
     if kind == "value_and_grad":
         fn = jax.value_and_grad(f)

@@ -304,3 +304,23 @@ def test_import_error_message(monkeypatch):
     mod = importlib.util.module_from_spec(spec)
     with pytest.raises(ImportError, match=r'pip install "nncore\[jax\]"'):
         spec.loader.exec_module(mod)
+
+
+def test_compiled_transforms_are_bounded(monkeypatch):
+    """Past COMPILED_LIMIT transforms every cache is dropped (each XLA executable maps memory,
+    and thousands of them hit the kernel's map limit), and results stay the same."""
+    from nncore import MLP
+
+    monkeypatch.setattr(jr, "COMPILED_LIMIT", 2)
+    monkeypatch.setattr(jr, "_COMPILED", {})
+    X, y = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([0.0, 1.0])
+    first = None
+    for width in (1, 2, 3, 1):
+        net = MLP([2, width, 1], activation="tanh", output="sigmoid")
+        J, g = jr.loss_and_grad(net, net.init(0), X, y)
+        assert len(jr._COMPILED) <= 2
+        if width == 1:
+            if first is None:
+                first = (J, np.asarray(g))
+            else:  # compiled again after the drop: the same numbers
+                assert J == first[0] and np.array_equal(np.asarray(g), first[1])
