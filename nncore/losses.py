@@ -17,9 +17,8 @@ the l2 term, and that assembly is written once, in :mod:`nncore.network`.  A rec
   Hessian- and Gauss-Newton-vector products.  It is positive semi-definite for every loss;
 * ``log_output``: ``None``, or for cross_entropy ``log_output(Z) = log softmax(Z)`` row by
   row.  The forward pass then computes ``log A_L`` first and ``A_L = exp(log A_L)``, and
-  hands ``log A_L`` to ``per_sample``: one log-sum-exp serves the loss and the probabilities
-  (the softmax and the log-softmax each computed apart cost a third more on a 10-class output,
-  ``benchmarks/cache_traffic.py``).
+  hands ``log A_L`` to ``per_sample``: one log-sum-exp, and one exponential, serve the loss and
+  the probabilities (``benchmarks/cache_traffic.py`` times each of these steps).
 
 The fused losses are computed from the logits ``Z = Z_L`` (softplus, log-sum-exp), never
 from clipped probabilities, so they stay finite and exact for saturated outputs.
@@ -51,7 +50,7 @@ class Loss:
     required_output: str | None
     fused: bool
     targets: Callable[[Any, int, int], Array]
-    per_sample: Callable[[Array, Array, Array], Array]
+    per_sample: Callable[..., Array]
     output_grad: Callable[..., Array]
     output_hvp: Callable[[Array, Array, Array, Array], Array]
     log_output: Callable[[Array], Array] | None = None
