@@ -214,6 +214,77 @@ def test_bad_arguments():
         check_gradient(rosen, rosen_der, np.zeros(3), mode="fast")
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"fun": lambda x: x**2}, TypeError, r"fun must return a real scalar, got ndarray of "),
+        ({"fun": lambda x: np.array([rosen(x)])}, TypeError, r"real scalar.*shape \(1,\)"),
+        ({"fun": lambda x: np.nan}, ValueError, "fun\\(x0\\) is nan: a gradient can only"),
+        ({"grad": lambda x: rosen_der(x) + 0j}, TypeError, "grad must return real numbers"),
+        ({"grad": lambda x: rosen_der(x)[:, None]}, ValueError, r"shape \(3,\), got \(3, 1\)"),
+        ({"hessp": lambda x, p: p[:2]}, ValueError, r"hessp must return shape \(3,\)"),
+        ({"hessp": "exact"}, TypeError, "hessp must be a callable"),
+        ({"names": ["a", "b"]}, ValueError, "names must name all 3 coordinates, got 2"),
+        ({"blocks": [("b", slice(5, 9))]}, ValueError, "block 'b' selects no coordinates"),
+        ({"blocks": [("b", 7)]}, ValueError, "blocks must be \\(name, slice or index array\\)"),
+        ({"n_directions": 0}, ValueError, "n_directions must be a positive int, got 0"),
+    ],
+)
+def test_bad_callables_and_options_are_named(kwargs, error, message):
+    """What fun, grad and hessp return, and the names and blocks given, are checked before
+    anything is judged: a wrong shape or kind is an error that says which, never a
+    broadcast, a dropped imaginary part or an index error."""
+    args = {"fun": rosen, "grad": rosen_der, "x0": np.array([0.5, 1.0, 1.5])} | kwargs
+    with pytest.raises(error, match=message):
+        check_gradient(args.pop("fun"), args.pop("grad"), args.pop("x0"), **args)
+
+
+def test_network_form_takes_hessp_as_a_flag_only():
+    with pytest.raises(TypeError, match="the network form checks net.hessp: hessp must be True or"):
+        check_gradient(NET, THETA, X, Y, W, hessp=lambda t, v: 0 * v)
+
+
+# -- what the differences cannot resolve ----------------------------------------------
+
+
+def _flat(x):  # a large constant and a tiny slope: differences see only rounding
+    return 1e6 + 1e-6 * float(x @ x)
+
+
+@pytest.mark.parametrize(
+    "grad", [lambda x: 2e-6 * x, lambda x: -1e-4 * x, np.zeros_like], ids=["right", "wrong", "0"]
+)
+def test_nothing_resolved_is_inconclusive_not_passed(grad):
+    """f = 1e6 + 1e-6 |x|^2: the rounding of f (~1e-10) over the step (~6e-6) swamps slopes of
+    ~1e-6, and the Taylor remainder never clears round-off.  Right, wrong and zero gradients
+    all agree with the differences; the check says it cannot tell them apart."""
+    x0 = np.array([0.5, -1.0, 2.0])
+    report = check_gradient(_flat, grad, x0)
+    assert report.verdict == "inconclusive" and not report.passed, str(report)
+    assert report.unresolved == ["x[0]", "x[1]", "x[2]"]
+    assert "INCONCLUSIVE" in str(report)
+
+
+def test_unresolved_coordinates_are_named():
+    """Gradient entries from 1e-8 to 1e8: a sign flipped on an entry the differences cannot
+    resolve passes there, but the report names it as unresolved, and the resolved ones still
+    decide the verdict."""
+    c = 10.0 ** np.arange(-8, 9)
+
+    def f(x):
+        return float(c @ np.sin(x))
+
+    def grad(x):
+        g = c * np.cos(x)
+        g[1] *= -1.0  # 1e-7: below what differences of f ~ 1e8 resolve
+        return g
+
+    report = check_gradient(f, grad, np.full(c.size, 0.3))
+    assert report.passed, str(report)
+    assert "x[1]" in report.unresolved and "x[16]" not in report.unresolved
+    assert f"{len(report.unresolved)} of {c.size} unresolved" in report.reasons[0]
+
+
 # -- large networks ------------------------------------------------------------------
 
 
@@ -249,6 +320,55 @@ def test_large_network_random_directions_and_bisection_locate_a_bug():
     assert bad.bad_blocks == ["layer 2"]
     assert bad.located == net.param_name(bad_index)
     assert bad.nfev < 400  # O(k + blocks + log n) evaluations, not O(n)
+
+
+def _spread_net():
+    net = MLP([40, 30, 5], activation="tanh", loss="mse")
+    rng = np.random.default_rng(2)
+    return net, net.init(rng), rng.standard_normal((16, 40)), rng.standard_normal((16, 5))
+
+
+def test_directions_mode_blocks_give_ratios_and_coordinates_outside_them_are_found():
+    net, theta, Xs, Ys = _spread_net()
+    (_, (W2, _)), starts = net.layout.unpack(np.arange(net.n_params)), net.layout.starts
+    b1 = slice(starts[0] + 40 * 30, starts[1])  # layer 1's bias
+
+    def flipped(t, *args):
+        g = net.grad(t, *args)
+        g[b1] *= -1.0
+        return g
+
+    blocks = net.layout.blocks()
+    report = check_gradient(net.loss, flipped, theta, (Xs, Ys), blocks=blocks, mode="directions")
+    assert report.bad_blocks == ["layer 1: b"]
+    assert report.blocks[0].ratio == pytest.approx(-1.0, abs=1e-6)
+    # every entry of the block is wrong: both halves of a split fail, and the report says so
+    assert "more than one is wrong" in report.located
+    bad_index = int(W2[3, 7])
+
+    def one_off(t, *args):
+        g = net.grad(t, *args)
+        g[bad_index] += 0.5
+        return g
+
+    partial = [b for b in blocks if b[0] != "layer 2: W"]  # leaves the bad entry out
+    report = check_gradient(net.loss, one_off, theta, (Xs, Ys), blocks=partial, mode="directions")
+    assert report.bad_blocks == ["(in no block)"]
+    assert report.located == f"x[{bad_index}]"
+
+
+def test_hessp_report_names_the_wrong_entries():
+    x0 = np.array([-1.2, 1.0, 0.3, 2.0])
+
+    def hessp(x, p):
+        hp = rosen_hess_prod(x, p)
+        hp[2] *= 1.5
+        return hp
+
+    report = check_gradient(rosen, rosen_der, x0, hessp=hessp)
+    assert not report.passed
+    assert [e["name"] for e in report.hessp["bad_entries"]] == ["x[2]"]
+    assert "1 of 4 entries outside, worst x[2]" in str(report)
 
 
 def test_assert_gradient_close_shows_the_report():

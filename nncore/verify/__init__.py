@@ -18,6 +18,7 @@ scheme's truncation and rounding error where it is near zero.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ from ._schemes import (
     direction_check,
     step_for,
     taylor,
+    tolerance,
     unit_direction,
 )
 
@@ -146,7 +148,7 @@ def check_gradient(fun: Any, *args: Any, **kwargs: Any) -> GradientReport:
     blocks : sequence of (str, slice), optional
         Named groups of coordinates, checked and ranked together.
     hessp : callable ``hessp(x, v, *args) -> ndarray`` (network form: bool), optional
-        Also check Hessian-vector products (network form: ``net.hessp``).
+        Also check Hessian-vector products (network form: ``True`` checks ``net.hessp``).
     rng : int or numpy.random.Generator, optional
         Seeds the random directions (default 0: a repeatable check).
     mode : {"auto", "coordinates", "directions"}
@@ -186,6 +188,11 @@ def _check_network(
 ) -> GradientReport:
     from .._validation import check_theta
 
+    if not isinstance(hessp, (bool, np.bool_)):
+        raise TypeError(
+            "the network form checks net.hessp: hessp must be True or False, got "
+            f"{type(hessp).__name__} (to check another product, use the function form)"
+        )
     theta = check_theta(theta, net.n_params).copy()
     objective = net.objective(X, y, sample_weight)
     batch = objective.batch
@@ -312,13 +319,63 @@ def _gradient_scale(net: Any, theta: np.ndarray, batch: Any) -> np.ndarray:
     return out
 
 
-def _names(names: Sequence[str] | Callable[[int], str] | None) -> Callable[[int], str]:
+def _names(names: Sequence[str] | Callable[[int], str] | None, n: int) -> Callable[[int], str]:
     if names is None:
         return lambda i: f"x[{i}]"
     if callable(names):
         return names
-    seq = list(names)
+    if isinstance(names, str):
+        raise TypeError("names must be a sequence of n strings or a callable, got a str")
+    seq = [str(name) for name in names]
+    if len(seq) != n:
+        raise ValueError(f"names must name all {n} coordinates, got {len(seq)} names")
     return lambda i: seq[i]
+
+
+def _blocks(blocks: Sequence[tuple[str, Any]] | None, n: int) -> list[tuple[str, Any]]:
+    """The named blocks, each a non-empty ``(name, slice or index array)``; coordinates in no
+    block form one more, ``(in no block)``, so that an error there is found and placed."""
+    if blocks is None:
+        return [("all", slice(0, n))]
+    out, covered = [], np.zeros(n, dtype=bool)
+    for item in blocks:
+        try:
+            name, where = item
+            idx = np.arange(n)[where]
+        except (TypeError, ValueError, IndexError) as err:
+            raise ValueError(
+                f"blocks must be (name, slice or index array) pairs within {n} coordinates, "
+                f"got {item!r}"
+            ) from err
+        if idx.ndim != 1 or idx.size == 0:
+            raise ValueError(f"block {name!r} selects no coordinates of the {n}")
+        covered[idx] = True
+        out.append((str(name), where))
+    if not covered.all():
+        out.append(("(in no block)", np.flatnonzero(~covered)))
+    return out
+
+
+def _real_scalar(value: Any, what: str) -> float:
+    """``value`` as a float, or a TypeError naming ``what`` returned."""
+    arr = np.asarray(value)
+    if arr.shape != () or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype.kind in "fb"):
+        raise TypeError(
+            f"{what} must return a real scalar, got {type(value).__name__}"
+            + (f" of shape {arr.shape}" if arr.shape != () else f" of dtype {arr.dtype}")
+        )
+    return float(arr)
+
+
+def _real_vector(value: Any, n: int, what: str) -> np.ndarray:
+    """``value`` as a float64 array of shape ``(n,)``, or a TypeError/ValueError naming
+    ``what`` returned."""
+    arr = np.asarray(value)
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype.kind in "fb"):
+        raise TypeError(f"{what} must return real numbers, got dtype {arr.dtype}")
+    if arr.shape != (n,):
+        raise ValueError(f"{what} must return shape ({n},), got {arr.shape}")
+    return arr.astype(np.float64, copy=False)
 
 
 def _check_function(
@@ -353,18 +410,22 @@ def _check_function(
     x = x.copy()  # never a reference to the caller's array
     if mode not in ("auto", "coordinates", "directions"):
         raise ValueError(f"mode must be 'auto', 'coordinates' or 'directions', got {mode!r}")
+    if isinstance(n_directions, bool) or not isinstance(n_directions, numbers.Integral):
+        raise TypeError(f"n_directions must be a positive int, got {type(n_directions).__name__}")
+    if n_directions < 1:
+        raise ValueError(f"n_directions must be a positive int, got {n_directions}")
     if not isinstance(args, tuple):
         args = (args,)
     n = x.size
-    name_of = _names(names)
+    name_of = _names(names, n)
+    blocks = _blocks(blocks, n)
     rng = np.random.default_rng(0 if rng is None else rng)
-    f = Counter(lambda z: float(fun(z, *args)))
-    gr = Counter(lambda z: np.asarray(grad(z, *args), dtype=np.float64))
+    f = Counter(lambda z: _real_scalar(fun(z, *args), "fun"))
+    gr = Counter(lambda z: _real_vector(grad(z, *args), n, "grad"))
     f0 = f(x)
+    if not np.isfinite(f0):
+        raise ValueError(f"fun(x0) is {f0}: a gradient can only be checked where fun is finite")
     g = gr(x)
-    if g.shape != (n,):
-        raise ValueError(f"grad must return shape ({n},), got {g.shape}")
-    blocks = list(blocks) if blocks is not None else [("all", slice(0, n))]
     if mode == "auto":
         mode = "coordinates" if n <= COORDINATE_LIMIT else "directions"
 
@@ -376,6 +437,8 @@ def _check_function(
     located = None
     dir_info = None
     kink_params: list[str] = []
+    unresolved: list[str] = []
+    resolved = False  # whether some oracle could tell this gradient from a wrong one
 
     if mode == "coordinates":
         c = coordinates(f, x, f0, g, _crosses_kink, f_scale)
@@ -422,10 +485,13 @@ def _check_function(
         n_bad = int((~c.ok).sum())
         ok = n_bad == 0
         passed &= ok
+        resolved |= bool(c.resolved.any())
+        unresolved = [name_of(int(i)) for i in np.flatnonzero(smooth & ~c.resolved)]
         reasons.append(
             f"central differences, every coordinate: {'agree' if ok else 'DISAGREE'} "
             f"({n_bad} of {n} outside |g - fd| <= {FD_RTOL:.0e} |fd| + {FD_SAFETY:g} x error bar; "
             f"relative error {fd_rel:.1e})"
+            + (f"; {len(unresolved)} of {n} unresolved" if unresolved else "")
         )
         if kink_params:
             reasons.append(
@@ -443,14 +509,17 @@ def _check_function(
             "k": len(checks),
             "failed": len(bad),
             "at_kink": len(checks) - len(usable),
+            "unresolved": sum(not ch.resolved for ch in usable),
             "worst_rel_error": max((ch.rel_error for ch in usable), default=0.0),
         }
+        resolved |= any(ch.resolved for ch in checks)
         # localise: a direction per block, then bisect the worst bad block
         for bname, sl in blocks:
             idx = np.arange(n)[sl]
             ch = direction_check(f, x, f0, g, unit_direction(rng, n, idx), _crosses_kink, f_scale)
+            resolved |= ch.resolved
             block_rows.append(
-                BlockError(bname, idx.size, ch.rel_error, float("nan"), int(not ch.ok), ch.ok)
+                BlockError(bname, idx.size, ch.rel_error, ch.ratio, int(not ch.ok), ch.ok)
             )
         block_rows.sort(key=lambda b: (b.passed, -b.rel_error))
         ok = not bad and all(b.passed for b in block_rows)
@@ -460,8 +529,9 @@ def _check_function(
         reasons.append(
             f"{len(checks)} random directions: {'agree' if not bad else 'DISAGREE'} "
             f"({len(bad)} outside |g.u - fd| <= {FD_RTOL:.0e} |fd| + {FD_SAFETY:g} x error bar; "
-            f"worst relative error {dir_info['worst_rel_error']:.1e}); "
-            f"{sum(not b.passed for b in block_rows)} of {len(block_rows)} blocks fail"
+            f"worst relative error {dir_info['worst_rel_error']:.1e}"
+            + (f"; {dir_info['unresolved']} unresolved" if dir_info["unresolved"] else "")
+            + f"); {sum(not b.passed for b in block_rows)} of {len(block_rows)} blocks fail"
         )
 
     # Taylor test along a seeded direction
@@ -477,6 +547,7 @@ def _check_function(
     t = taylor(remainder, h0, 2, unusable=unusable)
     taylor_info = _taylor_dict(t)
     passed &= t.passed
+    resolved |= t.verdict != "inconclusive"
     reasons.append(_taylor_reason("Taylor test of the gradient", t))
 
     # scipy's own check
@@ -492,6 +563,7 @@ def _check_function(
         ok = agree(g, g_ref, J_ref)
         if _jax_binding:
             passed &= ok
+            resolved = True
         reasons.append(
             f"JAX autodiff: {'agrees' if ok else 'DISAGREES'} (relative error {jax_rel:.1e}; "
             f"tol {JAX_RTOL:.0e}, or rounding below {ROUNDING_ATOL:.0e} max(1, |J|))"
@@ -506,7 +578,9 @@ def _check_function(
     hessp_info = None
     nhev = 0
     if hessp is not None:
-        hp = Counter(lambda z, w: np.asarray(hessp(z, w, *args), dtype=np.float64))
+        if not callable(hessp):
+            raise TypeError(f"hessp must be a callable, got {type(hessp).__name__}")
+        hp = Counter(lambda z, w: _real_vector(hessp(z, w, *args), n, "hessp"))
         hessp_info, ok, lines = _check_hessp(
             f,
             gr,
@@ -519,13 +593,23 @@ def _check_function(
             _crosses_kink2,
             f_scale,
             g_scale,
+            name_of,
         )
         passed &= ok
         reasons += lines
         nhev = hp.calls
 
+    verdict = "failed" if not passed else "passed" if resolved else "inconclusive"
+    if verdict == "inconclusive":
+        reasons.append(
+            "INCONCLUSIVE: no oracle resolved the gradient. Every difference lies within its "
+            "tolerance of 0, so a gradient of zeros would agree as well, and the Taylor "
+            "remainder never cleared round-off"
+        )
     return GradientReport(
-        passed=bool(passed),
+        passed=verdict == "passed",
+        verdict=verdict,
+        unresolved=unresolved,
         reasons=reasons,
         n=n,
         mode=mode,
@@ -546,11 +630,16 @@ def _check_function(
 
 
 def _bisect(f, x, f0, g, rng, block_rows, blocks, name_of, crosses, f_scale=0.0) -> str:
-    """Halve the worst failing block until one coordinate is left: ``O(log n)`` checks."""
+    """Halve the worst failing block until one coordinate is left: ``O(log n)`` checks.
+
+    With no failing block (errors each below what a block's direction resolves), the halving
+    starts from every coordinate.  Where neither half fails it stops and returns the range
+    left, ``first .. last``; where both halves fail, each holds an error, and the result
+    says that more than one coordinate is wrong (the halving follows the worse half)."""
     failing = [b.name for b in block_rows if not b.passed]
-    start = failing[0] if failing else block_rows[0].name
-    idx = np.arange(x.size)[dict(blocks)[start]]
     n = x.size
+    idx = np.arange(n)[dict(blocks)[failing[0]]] if failing else np.arange(n)
+    spread = False
     while idx.size > 1:
         halves = np.array_split(idx, 2)
         checks = [
@@ -560,10 +649,16 @@ def _bisect(f, x, f0, g, rng, block_rows, blocks, name_of, crosses, f_scale=0.0)
         bad = [k for k, ch in enumerate(checks) if not ch.ok]
         if not bad:  # the error lies below the resolution of a half: stop here
             break
+        spread |= len(bad) == 2
         idx = halves[max(bad, key=lambda k: checks[k].rel_error)]
-    if idx.size == 1:
-        return name_of(int(idx[0]))
-    return f"{name_of(int(idx[0]))} .. {name_of(int(idx[-1]))}"
+    where = (
+        name_of(int(idx[0]))
+        if idx.size == 1
+        else f"{name_of(int(idx[0]))} .. {name_of(int(idx[-1]))}"
+    )
+    if spread:
+        where += " (the worse of several: both halves failed at a split, so more than one is wrong)"
+    return where
 
 
 def _taylor_dict(t) -> dict[str, Any]:
@@ -596,8 +691,11 @@ def _round_off(fh: float, f0: float, f_scale: float) -> float:
     return EVAL_ROUNDING * (max(abs(fh), f_scale) + max(abs(f0), f_scale))
 
 
-def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0, g_scale=None):
+def _check_hessp(
+    f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0, g_scale=None, name_of=None
+):
     n = x.size
+    name_of = _names(None, n) if name_of is None else name_of
     lines = []
     ok_all = True
     # central differences of the gradient along v, with the same error bar as for f (the
@@ -611,7 +709,7 @@ def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0,
             break
     Hv = hp(x, v)
     if crosses is not None and crosses(x, v, 2.0 * h):
-        fd_rel = None
+        fd_rel, bad_entries = None, []
         lines.append(
             "Hessian-vector product vs central differences of the gradient: skipped "
             f"(all {KINK_REDRAWS} directions cross a relu kink within the step)"
@@ -624,15 +722,32 @@ def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0,
             biggest = max(biggest, float(np.abs(gp).max()), float(np.abs(gm).max()))
         size = biggest if g_scale is None else np.maximum(biggest, g_scale)
         err = np.abs(diffs[0] - diffs[1]) / 3.0 + EVAL_ROUNDING * size / h
-        fd_ok = bool(np.all(np.abs(Hv - diffs[0]) <= FD_RTOL * np.abs(diffs[0]) + FD_SAFETY * err))
+        miss, tol = np.abs(Hv - diffs[0]), tolerance(diffs[0], err)
+        bad = np.flatnonzero(~(miss <= tol))  # NaN counts as outside
+        excess = np.nan_to_num(miss[bad] / np.maximum(tol[bad], np.finfo(float).tiny), nan=np.inf)
+        bad = bad[np.argsort(-excess, kind="stable")]  # the worst first
+        fd_ok = bad.size == 0
         norm = np.linalg.norm(diffs[0])
         fd_rel = (
             float(np.linalg.norm(Hv - diffs[0]) / norm) if norm > 0 else float(np.linalg.norm(Hv))
         )
         ok_all &= fd_ok
+        bad_entries = [
+            {"name": name_of(int(i)), "index": int(i), "Hv": float(Hv[i]), "fd": float(diffs[0][i])}
+            for i in bad[:10]
+        ]
         lines.append(
             f"Hessian-vector product vs central differences of the gradient: "
-            f"{'agree' if fd_ok else 'DISAGREE'} (relative error {fd_rel:.1e})"
+            f"{'agree' if fd_ok else 'DISAGREE'} (relative error {fd_rel:.1e}"
+            + (
+                f"; {bad.size} of {n} entries outside, worst "
+                + ", ".join(
+                    f"{e['name']} (Hv {e['Hv']:.6g}, fd {e['fd']:.6g})" for e in bad_entries[:3]
+                )
+                if bad.size
+                else ""
+            )
+            + ")"
         )
     # symmetry u.Hv = v.Hu
     u = unit_direction(rng, n)
@@ -658,7 +773,12 @@ def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0,
     t = taylor(remainder, h0, 3, unusable=unusable)
     ok_all &= t.passed
     lines.append(_taylor_reason("Taylor test of the Hessian", t))
-    info = {"fd_rel_error": fd_rel, "asymmetry": float(asym), "taylor": _taylor_dict(t)}
+    info = {
+        "fd_rel_error": fd_rel,
+        "bad_entries": bad_entries,
+        "asymmetry": float(asym),
+        "taylor": _taylor_dict(t),
+    }
     if jax_hessp is not None:
         ref = jax_hessp(x, v)
         jr = float(np.linalg.norm(Hv - ref) / max(np.linalg.norm(ref), np.finfo(float).tiny))

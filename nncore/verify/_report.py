@@ -44,7 +44,12 @@ class GradientReport:
     Attributes
     ----------
     passed : bool
-        True when no oracle found an error.
+        True when the verdict is ``"passed"``.
+    verdict : {"passed", "failed", "inconclusive"}
+        ``failed`` when an oracle found an error; ``inconclusive`` when none did but none
+        could have either: every difference lies within its tolerance of 0 (a gradient of
+        zeros would agree too), the Taylor remainder never clears round-off, and there is no
+        JAX comparison; ``passed`` otherwise.
     reasons : list of str
         One line per oracle: what it measured, against which tolerance, and its verdict.
     n : int
@@ -55,13 +60,17 @@ class GradientReport:
     fd_rel_error : float or None
         ``||g - fd|| / ||fd||`` over the coordinates away from kinks (coordinates mode).
     blocks : list of BlockError
-        Per block, the worst first (coordinates mode; directions mode fills failing blocks).
+        Per block, the worst first.  In directions mode each block is judged on one random
+        direction supported on it, ``ratio`` being ``g.u / fd`` there.
     worst : list of Coordinate
         The worst coordinates, failing ones first.
     located : str or None
-        Directions mode: the coordinate the bisection ended on, when a check failed.
+        Directions mode: the coordinate the bisection ended on, when a check failed (a range
+        ``first .. last`` where neither half of it fails alone; a note when both halves of
+        a split failed, so that more than one coordinate is wrong).
     directions : dict or None
-        ``k`` random unit directions: number checked and failed, worst relative error.
+        ``k`` random unit directions: number checked, failed and unresolved, worst relative
+        error.
     taylor : dict
         The Taylor test: steps, remainders, observed rate, verdict.
     check_grad : float
@@ -70,9 +79,14 @@ class GradientReport:
     jax_rel_error : float or None
         Networks: ``||g - g_jax|| / ||g_jax||``; None when JAX is missing or not a network.
     hessp : dict or None
-        The Hessian-vector checks, when a ``hessp`` was given.
+        The Hessian-vector checks, when a ``hessp`` was given; ``bad_entries`` names the
+        entries of ``Hv`` outside the difference's tolerance, the worst first (up to 10).
     kink_params : list of str
         Coordinates whose difference step crosses a relu-like kink: judged apart.
+    unresolved : list of str
+        Coordinates mode: the coordinates (away from kinks) whose difference lies within its
+        tolerance of 0, so that there the comparison only bounds ``|g_i - fd_i|`` by the
+        tolerance; a gradient entry of 0 would pass too.
     nfev, ngev, nhev : int
         Evaluations of the function, gradient and Hessian-vector product by the checks.
     """
@@ -91,6 +105,8 @@ class GradientReport:
     jax_rel_error: float | None
     hessp: dict[str, Any] | None
     kink_params: list[str] = field(default_factory=list)
+    verdict: str = "passed"
+    unresolved: list[str] = field(default_factory=list)
     nfev: int = 0
     ngev: int = 0
     nhev: int = 0
@@ -125,7 +141,7 @@ class GradientReport:
 
     def __str__(self) -> str:
         lines = [
-            f"gradient check: {'PASSED' if self.passed else 'FAILED'}  "
+            f"gradient check: {self.verdict.upper()}  "
             f"({self.n} parameters, {self.mode} mode; {self.nfev} function, {self.ngev} "
             f"gradient, {self.nhev} Hessian-vector evaluations)"
         ]
@@ -149,6 +165,12 @@ class GradientReport:
                     f"    {c.name:<22}{c.grad:>13.6g}{c.fd:>14.6g}{c.error_bar:>11.1e}"
                     f"{c.rel_error:>12.2e}{'' if c.passed else '  <-'}"
                 )
+        if self.unresolved:
+            shown = ", ".join(self.unresolved[:5]) + (", ..." if len(self.unresolved) > 5 else "")
+            lines.append(
+                f"  unresolved ({len(self.unresolved)}: |fd| within its tolerance of 0, so only "
+                f"|g - fd| <= tolerance is checked there): {shown}"
+            )
         if self.located:
             lines.append(f"  bisection ends on: {self.located}")
         return "\n".join(lines)

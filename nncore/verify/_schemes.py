@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -94,9 +95,22 @@ def central(
     return Difference(d1, abs(d1 - d2) / 3.0 + EVAL_ROUNDING * biggest / h + noise)
 
 
+def tolerance(estimate: Any, error: Any) -> Any:
+    """``FD_RTOL |estimate| + FD_SAFETY error``: how far a derivative may be from its
+    difference before it is blamed."""
+    return FD_RTOL * np.abs(estimate) + FD_SAFETY * error
+
+
 def within(estimate: float, exact: float, error: float) -> bool:
-    """``|exact - estimate| <= FD_RTOL |estimate| + FD_SAFETY error``."""
-    return abs(exact - estimate) <= FD_RTOL * abs(estimate) + FD_SAFETY * error
+    """``|exact - estimate| <= tolerance(estimate, error)``."""
+    return abs(exact - estimate) <= tolerance(estimate, error)
+
+
+def resolves(estimate: Any, error: Any) -> Any:
+    """Whether a difference tells its derivative from 0: ``tolerance < |estimate|``.  Where
+    it does not, a derivative of 0 (a missing term) would pass as well: the comparison only
+    bounds ``|exact - estimate|`` by the tolerance."""
+    return tolerance(estimate, error) < np.abs(estimate)
 
 
 @dataclass
@@ -107,6 +121,7 @@ class Coordinates:
     error: Vector
     at_kink: np.ndarray
     ok: np.ndarray
+    resolved: np.ndarray  # see :func:`resolves`; False at kinks
 
     def rel_error(self, g: Vector) -> Vector:
         """``|g_i - fd_i| / |fd_i|`` (inf where fd_i is 0 and g_i is not)."""
@@ -136,8 +151,8 @@ def coordinates(
         if crosses_kink is not None:
             at_kink[i] = crosses_kink(x, e, 2.0 * h)
         e[i] = 0.0
-    ok = np.abs(g - fd) <= FD_RTOL * np.abs(fd) + FD_SAFETY * err
-    return Coordinates(fd, err, at_kink, ok | at_kink)
+    ok = np.abs(g - fd) <= tolerance(fd, err)
+    return Coordinates(fd, err, at_kink, ok | at_kink, resolves(fd, err) & ~at_kink)
 
 
 def unit_direction(
@@ -163,6 +178,16 @@ class DirectionCheck:
     @property
     def ok(self) -> bool:
         return self.at_kink or within(self.fd, self.exact, self.error)
+
+    @property
+    def resolved(self) -> bool:
+        """The difference tells ``g.u`` from 0 (:func:`resolves`), away from a kink."""
+        return not self.at_kink and bool(resolves(self.fd, self.error))
+
+    @property
+    def ratio(self) -> float:
+        """``g.u / D_u``: -1 for a flipped sign, 2 for a doubled block (nan when unresolved)."""
+        return self.exact / self.fd if self.resolved else float("nan")
 
     @property
     def rel_error(self) -> float:
