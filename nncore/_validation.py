@@ -8,6 +8,7 @@ message says what was expected and what arrived.  Nothing here modifies its inpu
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ def as_real_array(value: Any, name: str) -> np.ndarray:
     The result is the input itself when it already is a float64 array (no copy), so
     callers must never write into it.
     """
-    if value is None or isinstance(value, (str, bytes)):
+    if value is None or isinstance(value, (str, bytes, np.ma.MaskedArray)):
         raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
     try:
         arr = np.asarray(value)
@@ -52,6 +53,33 @@ def all_finite(arr: np.ndarray) -> bool:
         if math.isfinite(arr.sum()):
             return True
     return bool(np.isfinite(arr).all())
+
+
+def require_finite_result(value: Any, what: str) -> Any:
+    """Return ``value`` (a float or an array) when it is finite; otherwise raise
+    ``ValueError``: float64 overflowed on inputs too large for the network, and an inf or
+    NaN result would only carry the overflow further."""
+    if isinstance(value, float):
+        finite = math.isfinite(value)
+    else:  # a dot product is finite only if every entry is (or it overflowed: look closer)
+        flat = value.reshape(-1)
+        finite = math.isfinite(flat.dot(flat)) or all_finite(flat)
+    if not finite:
+        raise ValueError(
+            f"{what} is not finite: float64 overflowed on these inputs (theta, X or y too "
+            "large for the network); scale them down"
+        )
+    return value
+
+
+def check_seed(seed: Any) -> None:
+    """A seed for :func:`numpy.random.default_rng`: None, a non-negative int or a Generator."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int or numpy.random.Generator, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
 
 
 def require_finite(arr: np.ndarray, name: str) -> None:
@@ -104,9 +132,13 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> FloatArray | None
     if (w < 0).any():
         i = int(np.argmax(w < 0))
         raise ValueError(f"sample_weight must be non-negative, got {w[i]} at index {i}")
-    total = w.sum()
+    with np.errstate(over="ignore"):  # an overflowing sum is handled below
+        total = w.sum()
     if not total > 0:
         raise ValueError("sample_weight must not be all zero")
+    if not math.isfinite(total):  # finite weights whose sum overflows: only w / sum(w) matters
+        w = w / w.max()
+        total = w.sum()
     return w / total
 
 
@@ -119,10 +151,10 @@ def check_vector(v: Any, n_params: int, name: str = "v") -> FloatArray:
     return arr
 
 
-def check_out(out: Any, n_params: int, theta: Any) -> None:
+def check_out(out: Any, n_params: int, **inputs: Any) -> None:
     """Validate an ``out=`` array for a gradient: a writeable, C-contiguous float64 ndarray of
-    shape ``(n_params,)`` that does not overlap ``theta`` (the kernels read theta's weights
-    after writing the gradient of the same layer)."""
+    shape ``(n_params,)`` that overlaps none of ``inputs`` (theta, X, y, sample_weight as
+    given: the kernels read theta's weights and the data after writing a layer's gradient)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != np.float64 or out.shape != (n_params,):
@@ -131,5 +163,6 @@ def check_out(out: Any, n_params: int, theta: Any) -> None:
         )
     if not (out.flags.c_contiguous and out.flags.writeable):
         raise ValueError("out must be C-contiguous and writeable")
-    if np.may_share_memory(out, theta):
-        raise ValueError("out must not share memory with theta")
+    for name, value in inputs.items():
+        if isinstance(value, np.ndarray) and np.may_share_memory(out, value):
+            raise ValueError(f"out must not share memory with {name}")

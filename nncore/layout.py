@@ -8,9 +8,12 @@ seed's sizes ``[2, 2, 1]``: ``W1 = p[:4].reshape(2, 2)``, ``b1 = p[4:6]``,
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
+
+from ._validation import as_real_array, require_finite
 
 Array = np.ndarray
 
@@ -58,7 +61,8 @@ class Layout:
     def pack(self, pairs: Sequence[tuple[Array, Array]]) -> Array:
         """Concatenate ``[(W_1, b_1), ...]`` into a new flat float64 vector.
 
-        Raises ``ValueError`` when the number of layers or a block's shape is wrong.
+        Raises ``ValueError`` when the number of layers, a block's shape or a value is wrong
+        (not finite), ``TypeError`` when a block is not real numbers.
         """
         pairs = list(pairs)
         if len(pairs) != len(self.shapes):
@@ -66,7 +70,8 @@ class Layout:
         theta = np.empty(self.n_params)
         for layer, ((W, b), (Wv, bv)) in enumerate(zip(pairs, self.unpack(theta)), start=1):
             for name, value, view in (("W", W, Wv), ("b", b, bv)):
-                value = np.asarray(value)
+                value = as_real_array(value, f"layer {layer}: {name}")
+                require_finite(value, f"layer {layer}: {name}")
                 if value.shape != view.shape:
                     raise ValueError(
                         f"layer {layer}: {name} must have shape {view.shape}, got {value.shape}"
@@ -76,6 +81,9 @@ class Layout:
 
     def locate(self, index: int) -> tuple[int, str, tuple[int, ...]]:
         """Return ``(layer, "W" or "b", position)`` of entry ``index`` of theta (layer from 1)."""
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"parameter index must be an int, got {type(index).__name__}")
+        index = int(index)
         if not 0 <= index < self.n_params:
             raise IndexError(f"parameter index must lie in [0, {self.n_params}), got {index}")
         layer = int(np.searchsorted(self.starts, index, side="right"))

@@ -26,9 +26,11 @@ from ._validation import (
     FloatArray,
     check_out,
     check_sample_weight,
+    check_seed,
     check_theta,
     check_vector,
     check_X,
+    require_finite_result,
 )
 from .activations import Activation, get_activation
 from .layout import Layout
@@ -246,12 +248,7 @@ class MLP:
         seed : int, numpy.random.Generator or None
             Passed to :func:`numpy.random.default_rng` (a Generator is used as is).
         """
-        if not (seed is None or isinstance(seed, np.random.Generator)) and (
-            isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-        ):
-            raise TypeError(
-                f"seed must be an int or numpy.random.Generator, got {type(seed).__name__}"
-            )
+        check_seed(seed)
         rng = np.random.default_rng(seed)
         theta = np.zeros(self.n_params)
         for (W, _), act in zip(self.layout.unpack(theta), self._acts):
@@ -312,7 +309,8 @@ class MLP:
 
     def predict(self, theta: Any, X: Any) -> FloatArray:
         """Network output ``A_L``, shape ``(N, n_out)``, a new C-ordered array."""
-        return np.ascontiguousarray(self.forward(theta, X).A[-1])
+        output = np.ascontiguousarray(self.forward(theta, X).A[-1])
+        return require_finite_result(output, "the output")
 
     def _value(self, params: list[tuple[Array, Array]], cache: Cache, batch: Batch) -> float:
         """``J`` from a forward cache: weighted mean of per-sample losses plus the l2 term."""
@@ -401,7 +399,7 @@ class MLP:
             Non-negative, not all zero; only ``w / sum(w)`` matters.
         """
         params, cache, batch, _ = self._prepared(theta, X, y, sample_weight)
-        return self._value(params, cache, batch)
+        return require_finite_result(self._value(params, cache, batch), "the loss")
 
     def grad(
         self,
@@ -414,8 +412,10 @@ class MLP:
     ) -> FloatArray:
         """``dJ/dtheta`` by backprop, shape ``(n_params,)``, in the layout of theta.
 
-        ``out``, a C-contiguous float64 array of shape ``(n_params,)`` that does not overlap
-        ``theta``, receives the gradient and is returned; otherwise a new array is.
+        ``out``, a C-contiguous float64 array of shape ``(n_params,)`` that overlaps neither
+        ``theta`` nor the data, receives the gradient and is returned; otherwise a new array
+        is.  Raises ``ValueError`` when the loss or gradient overflows float64 (inputs far
+        too large for the network), rather than returning inf or NaN.
         """
         return self.loss_and_grad(theta, X, y, sample_weight, out=out)[1]
 
@@ -432,11 +432,12 @@ class MLP:
 
         ``out`` as for :meth:`grad`.
         """
-        if out is not None:  # theta as given: a converted copy cannot overlap out
-            check_out(out, self.n_params, theta)
+        if out is not None:  # the inputs as given: a converted copy cannot overlap out
+            check_out(out, self.n_params, theta=theta, X=X, y=y, sample_weight=sample_weight)
         params, cache, batch, ws = self._prepared(theta, X, y, sample_weight)
-        J = self._value(params, cache, batch)
-        return J, self._backward(params, cache, batch, ws, out=out)
+        J = require_finite_result(self._value(params, cache, batch), "the loss")
+        g = self._backward(params, cache, batch, ws, out=out)
+        return J, require_finite_result(g, "the gradient")
 
     # -- evaluation state ------------------------------------------------------------
     def _workspace(self, N: int) -> Workspace:
@@ -476,7 +477,8 @@ class MLP:
         """
         v = check_vector(v, self.n_params)
         params, cache, batch, ws = self._prepared(theta, X, y, sample_weight)
-        return curvature.hessp(self, params, cache, batch, v, ws)
+        Hv = curvature.hessp(self, params, cache, batch, v, ws)
+        return require_finite_result(Hv, "the Hessian-vector product")
 
     def gnvp(self, theta: Any, v: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
         """Gauss-Newton (Fisher, for bce and cross_entropy) matrix times ``v``.
@@ -487,7 +489,8 @@ class MLP:
         """
         v = check_vector(v, self.n_params)
         params, cache, batch, ws = self._prepared(theta, X, y, sample_weight)
-        return curvature.gnvp(self, params, cache, batch, v, ws)
+        Gv = curvature.gnvp(self, params, cache, batch, v, ws)
+        return require_finite_result(Gv, "the Gauss-Newton-vector product")
 
     def hessian(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
         """The full, symmetric Hessian ``(n_params, n_params)`` for small networks.
@@ -509,13 +512,14 @@ class MLP:
         """
         self._require_mse("residuals")
         params, cache, batch, _ = self._prepared(theta, X, y, sample_weight)
-        return curvature.residuals(self, params, cache, batch)
+        return require_finite_result(curvature.residuals(self, params, cache, batch), "residuals")
 
     def jacobian(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
         """Jacobian of :meth:`residuals`, shape ``(len(residuals), n_params)``."""
         self._require_mse("jacobian")
         params, cache, batch, _ = self._prepared(theta, X, y, sample_weight)
-        return curvature.jacobian(self, params, cache, batch)
+        jac = curvature.jacobian(self, params, cache, batch)
+        return require_finite_result(jac, "the residual Jacobian")
 
     def objective(
         self,

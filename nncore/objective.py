@@ -16,6 +16,12 @@ are accumulated exactly (the same weighted mean, to round-off) and the working m
 (threadpoolctl), so that element-wise work uses every core and BLAS does not oversubscribe.
 Thread ``j`` takes chunks ``j, j + n_jobs, ...`` and keeps its own running sums, which are
 added in thread order: the result does not depend on timing.
+
+The objective holds the validated data, which for float64 arrays are the caller's own
+(a copy would double the memory of large data sets): changing ``X``, ``y`` or the weights in
+place while it is in use leaves its cached point stale.  A loss, gradient or product that
+overflows float64 raises ``ValueError`` (nothing is cached then); an optimiser never receives
+an inf or NaN from it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import curvature
-from ._validation import FloatArray, check_theta, check_vector
+from ._validation import FloatArray, check_theta, check_vector, require_finite_result
 from .workspace import Spaces
 
 if TYPE_CHECKING:
@@ -75,6 +81,7 @@ class Objective:
         chunk_size: int | None = None,
         n_jobs: int = 1,
     ) -> None:
+        _require_mlp(net)
         self._setup(net, net.batch(X, y, sample_weight), chunk_size, n_jobs)
 
     @classmethod
@@ -82,6 +89,13 @@ class Objective:
         cls, net: MLP, batch: Batch, chunk_size: int | None = None, n_jobs: int = 1
     ) -> Objective:
         """An objective on data already validated by :meth:`MLP.batch`."""
+        from .network import Batch
+
+        _require_mlp(net)
+        if not isinstance(batch, Batch):
+            raise TypeError(
+                f"batch must be an nncore Batch (net.batch(X, y)), got {type(batch).__name__}"
+            )
         self = cls.__new__(cls)
         self._setup(net, batch, chunk_size, n_jobs)
         return self
@@ -151,6 +165,7 @@ class Objective:
             cache = self.net._forward(params, self.batch.X, self._ws)  # overwrites the last
             J = self.net._value(params, cache, self.batch)
             self.nfev += 1
+            require_finite_result(J, "the loss")  # raised with no point cached
         else:
             cache, J = None, None  # computed on demand, chunk by chunk
         self._params, self._cache, self._J, self._g = params, cache, J, None
@@ -196,8 +211,9 @@ class Objective:
             (data,) = self._sweep(
                 lambda c, ws: (net._data_value(net._forward(params, c.X, ws), c),)
             )
-            self._J = float(data) + net._l2_value(params)
+            J = float(data) + net._l2_value(params)
             self.nfev += 1
+            self._J = require_finite_result(J, "the loss")
         return self._J
 
     def jac(self, theta: Any) -> FloatArray:
@@ -207,7 +223,7 @@ class Objective:
             net, params = self.net, self._params
             if self.chunks is None:
                 ws = self._ws
-                self._g = net._backward(params, self._cache, self.batch, ws, out=ws.g)
+                g = net._backward(params, self._cache, self.batch, ws, out=ws.g)
             else:
 
                 def task(c, ws):
@@ -216,10 +232,12 @@ class Objective:
                     return net._data_value(cache, c), g
 
                 data, g = self._sweep(task)
-                self._J = float(data) + net._l2_value(params)
-                self._g = self._with_l2(g, self._theta)
+                J = float(data) + net._l2_value(params)
+                g = self._with_l2(g, self._theta)
                 self.nfev += 1
+                self._J = require_finite_result(J, "the loss")
             self.njev += 1
+            self._g = require_finite_result(g, "the gradient")
         return self._g.copy()
 
     def _with_l2(self, total: FloatArray, weights_of: FloatArray) -> FloatArray:
@@ -242,11 +260,15 @@ class Objective:
         product = curvature.hessp if kind == "exact" else curvature.gnvp
         net, params = self.net, self._params
         if self.chunks is None:
-            return product(net, params, self._cache, self.batch, v, self._ws)
-        (total,) = self._sweep(
-            lambda c, ws: (product(net, params, net._forward(params, c.X, ws), c, v, ws, False),)
-        )
-        return self._with_l2(total, v)
+            result = product(net, params, self._cache, self.batch, v, self._ws)
+        else:
+            (total,) = self._sweep(
+                lambda c, ws: (
+                    product(net, params, net._forward(params, c.X, ws), c, v, ws, False),
+                )
+            )
+            result = self._with_l2(total, v)
+        return require_finite_result(result, f"the {kind.replace('_', '-')} curvature product")
 
     def hessp(self, theta: Any, v: Any) -> FloatArray:
         """Exact ``(d^2 J / d theta^2) v`` from the cached forward pass (R-operator)."""
@@ -265,6 +287,8 @@ class Objective:
         (``sum r^2 = J``): one matrix product per block of rows, the blocks at most
         :data:`JACOBIAN_BLOCK_BYTES` each.
         """
+        if kind not in ("exact", "gauss_newton"):
+            raise ValueError(f"kind must be 'exact' or 'gauss_newton', got {kind!r}")
         self._at(theta)
         if kind not in self._H:
             if kind == "gauss_newton" and self.net.loss_name == "mse":
@@ -304,6 +328,7 @@ class Objective:
 
     # -- least squares (mse) ---------------------------------------------------------
     def _whole(self):
+        self.net._require_mse("residuals")
         if self.chunks is not None:
             raise ValueError("residuals and jacobian hold every row: use no chunk_size")
         return self.net, self._params, self._cache, self.batch
@@ -311,13 +336,21 @@ class Objective:
     def residuals(self, theta: Any) -> FloatArray:
         """mse residuals with ``sum(r**2) == J`` (see :meth:`MLP.residuals`)."""
         self._at(theta)
-        return curvature.residuals(*self._whole())
+        return require_finite_result(curvature.residuals(*self._whole()), "residuals")
 
     def jacobian(self, theta: Any) -> FloatArray:
         """Jacobian of :meth:`residuals`, shape ``(len(r), n_params)``."""
         self._at(theta)
+        whole = self._whole()
         self.njev += 1
-        return curvature.jacobian(*self._whole())
+        return require_finite_result(curvature.jacobian(*whole), "the residual Jacobian")
+
+
+def _require_mlp(net: Any) -> None:
+    from .network import MLP
+
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an nncore MLP, got {type(net).__name__}")
 
 
 def _split(batch: Batch, chunk_size: int) -> list[Batch]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import OptimizeResult, least_squares, minimize
 
-from ._validation import check_theta
+from ._validation import check_seed, check_theta
 from .blas import limit_scipy_blas
 from .network import MLP
 from .objective import Objective
@@ -119,6 +119,8 @@ def train(
     >>> bool(res.fun <= 1 / 16), bool(res.history[0] > res.fun)
     (True, True)
     """
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an nncore MLP, got {type(net).__name__}")
     method = _check_method(method)
     if method in LEAST_SQUARES_METHODS and net.loss_name != "mse":
         raise ValueError(f"method {method!r} needs loss 'mse', got {net.loss_name!r}")
@@ -130,8 +132,12 @@ def train(
         raise TypeError(f"n_starts must be an int, got {type(n_starts).__name__}")
     if n_starts < 1:
         raise ValueError(f"n_starts must be at least 1, got {n_starts}")
-    if target is not None and not np.isfinite(target):
-        raise ValueError(f"target must be a finite number or None, got {target}")
+    if target is not None:
+        if isinstance(target, bool) or not isinstance(target, numbers.Real):
+            raise TypeError(f"target must be a real number or None, got {type(target).__name__}")
+        if not np.isfinite(target):
+            raise ValueError(f"target must be a finite number or None, got {target}")
+    check_seed(seed)
     first = None if theta0 is None else check_theta(theta0, net.n_params).copy()
     batch = net.batch(X, y, sample_weight)  # validate once; every start reuses it
     rng = np.random.default_rng(seed)

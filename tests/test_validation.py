@@ -185,3 +185,91 @@ def test_bad_train_arguments():
 def test_integer_and_list_inputs_are_accepted_as_numbers():
     J = NET.loss(list(THETA), X4.astype(int).tolist(), [0, 1, 1, 0])
     assert J == NET.loss(THETA, X4, Y4)
+
+
+# -- overflow, aliasing and the smaller entry points ---------------------------------
+
+OVERFLOW = "is not finite: float64 overflowed on these inputs"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: NET.loss(THETA, X4, 1e200 * Y4),
+        lambda: NET.loss_and_grad(THETA, X4, 1e200 * Y4),
+        lambda: NET.hessp(THETA, np.full(9, 1e308), X4, Y4),
+        lambda: MLP([2, 3, 1], activation="relu").loss(1e160 * THETA_RELU, X4, Y4),
+        lambda: MLP([2, 3, 1], activation="identity").predict(1e160 * THETA_RELU, 1e300 * X4),
+        lambda: nncore.train(NET, X4, 1e200 * Y4),
+    ],
+    ids=["loss", "loss_and_grad", "hessp", "relu loss", "predict", "train"],
+)
+def test_overflow_raises_instead_of_returning_inf_or_nan(call):
+    """Finite inputs too large for float64 arithmetic give an error, never inf or NaN."""
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match=OVERFLOW):
+        call()
+
+
+THETA_RELU = MLP([2, 3, 1], activation="relu").init(0)
+
+
+def test_objective_caches_nothing_when_the_loss_overflows():
+    obj = NET.objective(X4, 1e200 * Y4)
+    for _ in range(2):  # raised again: no inf was cached on the first call
+        with np.errstate(all="ignore"), pytest.raises(ValueError, match=OVERFLOW):
+            obj.fun_and_jac(THETA)
+    assert obj.nfev == 2 and obj.njev == 0
+
+
+def test_weights_whose_sum_overflows_give_the_same_mean():
+    """Only w / sum(w) matters: weights of 1e308 give the unweighted loss, not 0 (their sum
+    overflows unless they are scaled first)."""
+    assert NET.loss(THETA, X4, Y4, np.full(4, 1e308)) == NET.loss(THETA, X4, Y4)
+    w = np.array([1e308, 1e308, 1.0, 1.0])
+    expected = NET.loss(THETA, X4, Y4, np.array([1.0, 1.0, 0.0, 0.0]))
+    assert NET.loss(THETA, X4, Y4, w) == pytest.approx(expected, rel=1e-15)
+
+
+def test_out_must_not_overlap_the_data():
+    buf = np.zeros(9 + X4.size + Y4.size)
+    Xv, yv = buf[1:9].reshape(4, 2), buf[9:13]
+    Xv[...], yv[...] = X4, Y4
+    with pytest.raises(ValueError, match="out must not share memory with X"):
+        NET.grad(THETA, Xv, Y4, out=buf[:9])
+    with pytest.raises(ValueError, match="out must not share memory with y"):
+        NET.grad(THETA, X4, buf[4:8], out=buf[:9])
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: BCE.objective(X4, Y4).residuals(BCE.init(0)), ValueError, "for loss 'mse' only"),
+        (lambda: BCE.objective(X4, Y4).jacobian(BCE.init(0)), ValueError, "for loss 'mse' only"),
+        (lambda: NET.objective(X4, Y4).hess(THETA, kind="bogus"), ValueError, "kind must be"),
+        (lambda: nncore.Objective(None, X4, Y4), TypeError, "net must be an nncore MLP"),
+        (lambda: nncore.Objective.from_batch(NET, (X4, Y4)), TypeError, "batch must be an"),
+        (lambda: nncore.train(None, X4, Y4), TypeError, "net must be an nncore MLP"),
+        (lambda: nncore.train(NET, X4, Y4, target="a"), TypeError, "target must be a real"),
+        (lambda: nncore.train(NET, X4, Y4, target=[0.1]), TypeError, "target must be a real"),
+        (lambda: nncore.train(NET, X4, Y4, seed=-1), ValueError, "seed must be non-negative"),
+        (lambda: NET.param_name(2.0), TypeError, "parameter index must be an int, got float"),
+        (
+            lambda: NET.pack([(1j * np.ones((2, 2)), np.zeros(2)), (np.ones((1, 2)), [0.0])]),
+            TypeError,
+            "layer 1: W must be an array of real numbers, got dtype complex128",
+        ),
+        (
+            lambda: NET.pack([(np.ones((2, 2)), [np.nan, 0.0]), (np.ones((1, 2)), [0.0])]),
+            ValueError,
+            r"layer 1: b must be finite, got nan at index \[0\]",
+        ),
+        (
+            lambda: NET.loss(np.ma.array(THETA, mask=[1] + [0] * 8), X4, Y4),
+            TypeError,
+            "theta must be an array of real numbers, got MaskedArray",
+        ),
+    ],
+)
+def test_smaller_entry_points_check_their_arguments(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
