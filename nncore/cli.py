@@ -4,6 +4,7 @@ full gradient check on a network given on the command line."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -130,7 +131,12 @@ def check(args: argparse.Namespace) -> int:
     from .network import MLP
     from .verify import check_gradient
 
-    sizes = [int(s) for s in args.sizes.split(",")]
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--sizes must be integers separated by commas, got {args.sizes!r}"
+        ) from None
     acts = args.activation.split(",")
     net = MLP(
         sizes,
@@ -143,6 +149,9 @@ def check(args: argparse.Namespace) -> int:
     weights = None
     if args.data:
         with np.load(args.data) as data:
+            missing = [key for key in ("X", "y") if key not in data]
+            if missing:
+                raise ValueError(f"{args.data} has no array {' or '.join(missing)}")
             X, y = data["X"], data["y"]
             weights = data["sample_weight"] if "sample_weight" in data else None
     else:
@@ -197,20 +206,38 @@ def _plot_taylor(report, path: str) -> None:
     print(f"Taylor plot written to {path}")
 
 
+def _count(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nncore`` console script."""
     parser = argparse.ArgumentParser(prog="nncore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="train the seed's XOR network with the exact gradient")
-    p_demo.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
-    p_check = sub.add_parser("check", help="check a network's gradient (exit 1 if it fails)")
+    p_demo.add_argument("--seed", type=_count, default=None, help="random seed (default: fresh)")
+    p_check = sub.add_parser(
+        "check", help="check a network's gradient (exit 1 if it fails or is inconclusive)"
+    )
     p_check.add_argument("--sizes", default="2,2,1", help="widths n_in,...,n_out (2,2,1)")
     p_check.add_argument("--activation", default="tanh", help="one name, or one per hidden layer")
     p_check.add_argument("--output", default=None, help="output activation (default: the loss's)")
     p_check.add_argument("--loss", default="mse", choices=["mse", "bce", "cross_entropy"])
     p_check.add_argument("--l2", type=float, default=0.0)
-    p_check.add_argument("--seed", type=int, default=0)
-    p_check.add_argument("--samples", type=int, default=16, help="random samples (no --data)")
+    p_check.add_argument("--seed", type=_count, default=0)
+    p_check.add_argument("--samples", type=_positive, default=16, help="random samples (no --data)")
     p_check.add_argument("--data", help=".npz file with X, y (and optionally sample_weight)")
     p_check.add_argument("--hessp", action="store_true", help="check Hessian-vector products too")
     p_check.add_argument("--mode", default="auto", choices=["auto", "coordinates", "directions"])
@@ -220,8 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo(args.seed)
     try:
         return check(args)
-    except (ValueError, TypeError) as err:
-        print(f"nncore check: {err}")
+    except (ValueError, TypeError, OSError) as err:  # bad arguments, data or paths
+        print(f"nncore check: {err}", file=sys.stderr)
         return 2
 
 

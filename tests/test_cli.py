@@ -2,6 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nncore.cli import main
@@ -46,7 +47,6 @@ def test_check_passes_and_plots(tmp_path, capsys):
 
 
 def test_check_reads_a_data_file_and_rejects_bad_input(tmp_path, capsys):
-    import numpy as np
 
     path = tmp_path / "data.npz"
     rng = np.random.default_rng(0)
@@ -59,7 +59,33 @@ def test_check_reads_a_data_file_and_rejects_bad_input(tmp_path, capsys):
     assert main(["check", "--sizes", "3,4,1", "--loss", "bce", "--data", str(path)]) == 0
     assert "10 samples" in capsys.readouterr().out
     assert main(["check", "--sizes", "2,4,1", "--loss", "bce", "--data", str(path)]) == 2
-    assert "X must have 2 features" in capsys.readouterr().out
+    assert "X must have 2 features" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sizes", "a,b"], "--sizes must be integers separated by commas, got 'a,b'"),
+        (["--data", "no/such/file.npz"], "No such file or directory"),
+        (["--data", "NOY"], "has no array y"),
+        (["--plot", "no/such/dir/taylor.png"], "No such file or directory"),
+    ],
+)
+def test_check_reports_bad_arguments_on_stderr(tmp_path, capsys, argv, message):
+    if "NOY" in argv:
+        path = tmp_path / "noy.npz"
+        np.savez(path, X=np.zeros((3, 2)))
+        argv = ["--data", str(path)]
+    assert main(["check", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+
+
+@pytest.mark.parametrize("argv", [["demo", "--seed", "-1"], ["check", "--samples", "0"]])
+def test_negative_counts_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and "must be at least" in capsys.readouterr().err
 
 
 def test_check_exits_non_zero_when_the_gradient_is_wrong(monkeypatch, capsys):
