@@ -75,8 +75,14 @@ class Batch(NamedTuple):
 
 
 def _check_sizes(sizes: Any) -> tuple[int, ...]:
-    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence | np.ndarray):
-        raise TypeError(f"sizes must be a sequence of ints, got {type(sizes).__name__}")
+    if (
+        isinstance(sizes, (str, bytes))
+        or not isinstance(sizes, Sequence | np.ndarray)
+        or np.ndim(sizes) != 1
+    ):
+        shape = f" of shape {sizes.shape}" if isinstance(sizes, np.ndarray) else ""
+        what = type(sizes).__name__ + shape
+        raise TypeError(f"sizes must be a sequence of ints, got {what}")
     out = []
     for s in sizes:
         if isinstance(s, bool) or not isinstance(s, numbers.Integral):
@@ -144,7 +150,7 @@ class MLP:
         n_hidden = len(sizes) - 2
         if isinstance(activation, str):
             names = [activation] * n_hidden
-        elif isinstance(activation, Sequence):
+        elif isinstance(activation, Sequence) and not isinstance(activation, (bytes, bytearray)):
             names = list(activation)
         else:
             raise TypeError(
@@ -171,6 +177,7 @@ class MLP:
             )
         if isinstance(l2, bool) or not isinstance(l2, numbers.Real):
             raise TypeError(f"l2 must be a real number, got {type(l2).__name__}")
+        l2 = float(l2)  # a Fraction or Decimal too
         if not (np.isfinite(l2) and l2 >= 0):
             raise ValueError(f"l2 must be finite and >= 0, got {l2}")
 

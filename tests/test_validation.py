@@ -23,6 +23,8 @@ THETA = NET.init(0)
         (dict(sizes="21"), TypeError, "sequence of ints, got str"),
         (dict(sizes=[2, 2.5, 1]), TypeError, "sequence of ints, got 2.5"),
         (dict(sizes=[2, True, 1]), TypeError, "sequence of ints, got True"),
+        (dict(sizes=np.array(3)), TypeError, r"sequence of ints, got ndarray of shape \(\)"),
+        (dict(sizes=[2, 2, 1], activation=b"tanh"), TypeError, "names \\(strings\\), got bytes"),
         (
             dict(sizes=[2, 2, 1], activation="tanhh"),
             ValueError,
@@ -273,3 +275,9 @@ def test_out_must_not_overlap_the_data():
 def test_smaller_entry_points_check_their_arguments(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_l2_may_be_any_real_number():
+    from fractions import Fraction
+
+    assert MLP([2, 2, 1], l2=Fraction(1, 4)).l2 == 0.25
