@@ -73,8 +73,10 @@ def require_finite_result(value: Any, what: str) -> Any:
 
 
 def check_seed(seed: Any) -> None:
-    """A seed for :func:`numpy.random.default_rng`: None, a non-negative int or a Generator."""
-    if seed is None or isinstance(seed, np.random.Generator):
+    """A seed for :func:`numpy.random.default_rng`: None, a non-negative int, a Generator, a
+    BitGenerator or a SeedSequence."""
+    seeders = (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
+    if seed is None or isinstance(seed, seeders):
         return
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int or numpy.random.Generator, got {type(seed).__name__}")

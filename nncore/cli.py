@@ -148,7 +148,13 @@ def check(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     weights = None
     if args.data:
-        with np.load(args.data) as data:
+        try:
+            data = np.load(args.data)
+        except ValueError as err:  # pickled or unreadable content
+            raise ValueError(f"--data {args.data}: not an .npz file of arrays ({err})") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"--data {args.data}: an .npz file with arrays X and y is needed")
+        with data:
             missing = [key for key in ("X", "y") if key not in data]
             if missing:
                 raise ValueError(f"{args.data} has no array {' or '.join(missing)}")
@@ -161,7 +167,11 @@ def check(args: argparse.Namespace) -> int:
     print(f"{net!r}, {X.shape[0]} samples, seed {args.seed}")
     print(report)
     if args.plot:
-        _plot_taylor(report, args.plot)
+        try:
+            _plot_taylor(report, args.plot)
+        except OSError as err:  # the verdict stands: 1 when the check did not pass
+            print(f"nncore check: --plot: {err}", file=sys.stderr)
+            return 1 if not report.passed else 2
     return 0 if report.passed else 1
 
 

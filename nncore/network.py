@@ -78,7 +78,7 @@ def _check_sizes(sizes: Any) -> tuple[int, ...]:
     if (
         isinstance(sizes, (str, bytes))
         or not isinstance(sizes, Sequence | np.ndarray)
-        or np.ndim(sizes) != 1
+        or (isinstance(sizes, np.ndarray) and sizes.ndim != 1)
     ):
         shape = f" of shape {sizes.shape}" if isinstance(sizes, np.ndarray) else ""
         what = type(sizes).__name__ + shape

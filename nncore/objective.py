@@ -20,8 +20,9 @@ added in thread order: the result does not depend on timing.
 The objective holds the validated data, which for float64 arrays are the caller's own
 (a copy would double the memory of large data sets): changing ``X``, ``y`` or the weights in
 place while it is in use leaves its cached point stale.  A loss, gradient or product that
-overflows float64 raises ``ValueError`` (nothing is cached then); an optimiser never receives
-an inf or NaN from it.
+overflows float64 raises ``ValueError`` when it is asked for; an optimiser never receives an
+inf or NaN from it (:func:`nncore.train` alone lets its line searches see inf at a trial
+point, then checks the result).
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ class Objective:
                     'pip install "nncore[threads]"'
                 ) from err
             self._blas = ThreadpoolController()  # once: it searches every loaded library
+        self._overflow_ok = False  # see _finite
         self._pool: ThreadPoolExecutor | None = None  # the worker threads, at the first sweep
         self.net = net
         self.batch = batch
@@ -165,7 +167,6 @@ class Objective:
             cache = self.net._forward(params, self.batch.X, self._ws)  # overwrites the last
             J = self.net._value(params, cache, self.batch)
             self.nfev += 1
-            require_finite_result(J, "the loss")  # raised with no point cached
         else:
             cache, J = None, None  # computed on demand, chunk by chunk
         self._params, self._cache, self._J, self._g = params, cache, J, None
@@ -211,10 +212,9 @@ class Objective:
             (data,) = self._sweep(
                 lambda c, ws: (net._data_value(net._forward(params, c.X, ws), c),)
             )
-            J = float(data) + net._l2_value(params)
+            self._J = float(data) + net._l2_value(params)
             self.nfev += 1
-            self._J = require_finite_result(J, "the loss")
-        return self._J
+        return self._finite(self._J, "the loss")
 
     def jac(self, theta: Any) -> FloatArray:
         """``dJ/dtheta``, a new array the caller owns."""
@@ -232,13 +232,18 @@ class Objective:
                     return net._data_value(cache, c), g
 
                 data, g = self._sweep(task)
-                J = float(data) + net._l2_value(params)
+                self._J = float(data) + net._l2_value(params)
                 g = self._with_l2(g, self._theta)
                 self.nfev += 1
-                self._J = require_finite_result(J, "the loss")
             self.njev += 1
-            self._g = require_finite_result(g, "the gradient")
-        return self._g.copy()
+            self._g = g
+        return self._finite(self._g, "the gradient").copy()
+
+    def _finite(self, value, what: str):
+        """``value``, or ValueError when it overflowed float64.  :func:`nncore.train` lets an
+        optimiser see inf instead (``_overflow_ok``): a line search steps back from it, and
+        ``train`` checks the starting point and the result itself."""
+        return value if self._overflow_ok else require_finite_result(value, what)
 
     def _with_l2(self, total: FloatArray, weights_of: FloatArray) -> FloatArray:
         """Chunk sums carry no l2 term: add ``l2 * M`` once, ``M`` the weight entries of
@@ -250,7 +255,7 @@ class Objective:
     def fun_and_jac(self, theta: Any) -> tuple[float, FloatArray]:
         """``(J, dJ/dtheta)`` for ``minimize(..., jac=True)``."""
         g = self.jac(theta)
-        return self._J, g
+        return self._finite(self._J, "the loss"), g
 
     # -- curvature -------------------------------------------------------------------
     def _product(self, kind: str, theta: Any, v: Any) -> FloatArray:
@@ -268,7 +273,7 @@ class Objective:
                 )
             )
             result = self._with_l2(total, v)
-        return require_finite_result(result, f"the {kind.replace('_', '-')} curvature product")
+        return self._finite(result, f"the {kind.replace('_', '-')} curvature product")
 
     def hessp(self, theta: Any, v: Any) -> FloatArray:
         """Exact ``(d^2 J / d theta^2) v`` from the cached forward pass (R-operator)."""
@@ -336,14 +341,14 @@ class Objective:
     def residuals(self, theta: Any) -> FloatArray:
         """mse residuals with ``sum(r**2) == J`` (see :meth:`MLP.residuals`)."""
         self._at(theta)
-        return require_finite_result(curvature.residuals(*self._whole()), "residuals")
+        return self._finite(curvature.residuals(*self._whole()), "residuals")
 
     def jacobian(self, theta: Any) -> FloatArray:
         """Jacobian of :meth:`residuals`, shape ``(len(r), n_params)``."""
         self._at(theta)
         whole = self._whole()
         self.njev += 1
-        return require_finite_result(curvature.jacobian(*whole), "the residual Jacobian")
+        return self._finite(curvature.jacobian(*whole), "the residual Jacobian")
 
 
 def _require_mlp(net: Any) -> None:

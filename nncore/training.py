@@ -133,7 +133,9 @@ def train(
     if n_starts < 1:
         raise ValueError(f"n_starts must be at least 1, got {n_starts}")
     if target is not None:
-        if isinstance(target, bool) or not isinstance(target, numbers.Real):
+        if isinstance(target, np.ndarray) and target.ndim == 0:
+            target = target[()]  # a 0-d array: its number
+        if isinstance(target, (bool, np.bool_)) or not isinstance(target, numbers.Real):
             raise TypeError(f"target must be a real number or None, got {type(target).__name__}")
         if not np.isfinite(target):
             raise ValueError(f"target must be a finite number or None, got {target}")
@@ -147,7 +149,7 @@ def train(
         for k in range(n_starts):
             x0 = first if (k == 0 and first is not None) else net.init(rng)
             objective = Objective.from_batch(net, batch, chunk_size, n_jobs)
-            result = _run(objective, x0, method, curvature, options, callback)
+            result = _run_checked(objective, x0, method, curvature, options, callback)
             result.nfev, result.njev = objective.nfev, objective.njev
             result.nhev = objective.nhev
             results.append(result)
@@ -168,6 +170,24 @@ def _check_method(method: Any) -> str:
     if method.lower() not in _CANONICAL:
         raise ValueError(f"unknown method {method!r}; valid methods are: {', '.join(METHODS)}")
     return _CANONICAL[method.lower()]
+
+
+def _run_checked(objective: Objective, x0: np.ndarray, *args: Any) -> OptimizeResult:
+    """:func:`_run` with the objective's overflow check at ``x0`` and at the result only: in
+    between, a line search that tries a step too far sees inf, as scipy expects, and steps
+    back."""
+    objective.fun(x0)  # raises ValueError when the start itself overflows float64
+    objective._overflow_ok = True
+    try:
+        result = _run(objective, x0, *args)
+    finally:
+        objective._overflow_ok = False
+    if not (np.isfinite(result.fun) and np.isfinite(result.x).all()):
+        raise ValueError(
+            f"the optimiser ended where the loss is {result.fun}: float64 overflowed on the "
+            "way (theta, X or y too large for the network); scale them down"
+        )
+    return result
 
 
 def _run(

@@ -68,6 +68,7 @@ def test_check_reads_a_data_file_and_rejects_bad_input(tmp_path, capsys):
         (["--sizes", "a,b"], "--sizes must be integers separated by commas, got 'a,b'"),
         (["--data", "no/such/file.npz"], "No such file or directory"),
         (["--data", "NOY"], "has no array y"),
+        (["--data", "NPY"], "an .npz file with arrays X and y is needed"),
         (["--plot", "no/such/dir/taylor.png"], "No such file or directory"),
     ],
 )
@@ -75,6 +76,10 @@ def test_check_reports_bad_arguments_on_stderr(tmp_path, capsys, argv, message):
     if "NOY" in argv:
         path = tmp_path / "noy.npz"
         np.savez(path, X=np.zeros((3, 2)))
+        argv = ["--data", str(path)]
+    if "NPY" in argv:
+        path = tmp_path / "x.npy"
+        np.save(path, np.zeros((3, 2)))
         argv = ["--data", str(path)]
     assert main(["check", *argv]) == 2
     captured = capsys.readouterr()

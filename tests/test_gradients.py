@@ -47,7 +47,11 @@ def test_central_differences_agree_away_from_kinks(d):
     theta = d.draw(parameters(net))
     X, y, w = d.draw(data(net))
     report = check_gradient(net, theta, X, y, w)
-    assert report.passed, str(report)
+    # where JAX binds it resolves every gradient; at a relu kink it does not, and a gradient
+    # that is 0 to rounding leaves nothing to resolve it: inconclusive then, never failed
+    assert report.passed or (report.verdict == "inconclusive" and near_kink(net, theta, X)), str(
+        report
+    )
     if not any(a in ("relu", "leaky_relu") for a in net.activations):
         assert report.kink_params == []
 

@@ -215,12 +215,36 @@ def test_overflow_raises_instead_of_returning_inf_or_nan(call):
 THETA_RELU = MLP([2, 3, 1], activation="relu").init(0)
 
 
-def test_objective_caches_nothing_when_the_loss_overflows():
-    obj = NET.objective(X4, 1e200 * Y4)
-    for _ in range(2):  # raised again: no inf was cached on the first call
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_objective_raises_for_an_overflowing_loss_but_not_for_finite_products(chunk_size):
+    """The loss overflows (y ~ 1e200), the curvature products do not: fun and jac raise every
+    time they are asked, hessp answers, chunked or not, and the forward pass runs once."""
+    obj = NET.objective(X4, 1e200 * Y4, chunk_size=chunk_size)
+    for _ in range(2):
         with np.errstate(all="ignore"), pytest.raises(ValueError, match=OVERFLOW):
             obj.fun_and_jac(THETA)
-    assert obj.nfev == 2 and obj.njev == 0
+    with np.errstate(all="ignore"):
+        Hv = obj.hessp(THETA, np.ones(9))
+    assert np.isfinite(Hv).all()
+    if chunk_size is None:
+        assert obj.nfev == 1
+
+
+def test_train_lets_a_line_search_step_back_from_overflow():
+    """A loss of ~1e80 at the start: BFGS's line search tries points where it overflows.
+    train gives scipy inf there, as scipy expects, and ends at a finite point."""
+    rng = np.random.default_rng(0)
+    net = MLP([3, 4, 1], activation="identity")
+    X, y = 1e40 * rng.standard_normal((20, 3)), 1e40 * rng.standard_normal(20)
+    with np.errstate(all="ignore"):
+        res = nncore.train(net, X, y, method="BFGS", seed=0, options={"maxiter": 200})
+    assert np.isfinite(res.fun) and res.fun <= res.history[0]
+
+
+def test_seeders_and_0d_targets_are_accepted():
+    a = nncore.train(NET, X4, Y4, seed=np.random.SeedSequence(1), target=np.array(0.5))
+    b = nncore.train(NET, X4, Y4, seed=np.random.PCG64(1), target=0.5)
+    assert a.fun == b.fun
 
 
 def test_weights_whose_sum_overflows_give_the_same_mean():

@@ -228,6 +228,8 @@ def test_bad_arguments():
         ({"blocks": [("b", slice(5, 9))]}, ValueError, "block 'b' selects no coordinates"),
         ({"blocks": [("b", 7)]}, ValueError, "blocks must be \\(name, slice or index array\\)"),
         ({"n_directions": 0}, ValueError, "n_directions must be a positive int, got 0"),
+        ({"blocks": [("a", slice(0, 2)), ("a", slice(2, 3))]}, ValueError, "must be unique"),
+        ({"blocks": [("a", 1)]}, ValueError, "by a slice or an index array, got 1"),
     ],
 )
 def test_bad_callables_and_options_are_named(kwargs, error, message):
@@ -263,6 +265,22 @@ def test_nothing_resolved_is_inconclusive_not_passed(grad):
     assert report.verdict == "inconclusive" and not report.passed, str(report)
     assert report.unresolved == ["x[0]", "x[1]", "x[2]"]
     assert "INCONCLUSIVE" in str(report)
+
+
+def test_a_taylor_rate_that_any_gradient_would_pass_resolves_nothing():
+    """f = 1e6 + |x - a|^2 near a: the remainder clears round-off only where its h^2 term
+    dominates, so the Taylor test passes whatever g.v is; it must not make the check pass.
+    At a minimum (rosen at 1) every check is blind to the gradient in the same way."""
+    a = np.array([0.3, -0.7, 1.1])
+
+    def f(x):
+        return 1e6 + float((x - a) @ (x - a))
+
+    for grad in (lambda x: 2 * (x - a), lambda x: -100 * (x - a)):
+        report = check_gradient(f, grad, a + 5e-5)
+        assert report.taylor["verdict"] == "passed"
+        assert report.verdict == "inconclusive", str(report)
+    assert check_gradient(rosen, rosen_der, np.ones(4)).verdict == "inconclusive"
 
 
 def test_unresolved_coordinates_are_named():

@@ -47,9 +47,9 @@ class GradientReport:
         True when the verdict is ``"passed"``.
     verdict : {"passed", "failed", "inconclusive"}
         ``failed`` when an oracle found an error; ``inconclusive`` when none did but none
-        could have either: every difference lies within its tolerance of 0 (a gradient of
-        zeros would agree too), the Taylor remainder never clears round-off, and there is no
-        JAX comparison; ``passed`` otherwise.
+        could have either: every difference lies within its tolerance of 0 or crosses a kink,
+        the Taylor test would pass a gradient of zeros as well, and there is no JAX
+        comparison; ``passed`` otherwise.
     reasons : list of str
         One line per oracle: what it measured, against which tolerance, and its verdict.
     n : int
