@@ -220,7 +220,11 @@ def test_bad_arguments():
         ({"fun": lambda x: x**2}, TypeError, r"fun must return a real scalar, got ndarray of "),
         ({"fun": lambda x: np.array([rosen(x)])}, TypeError, r"real scalar.*shape \(1,\)"),
         ({"fun": lambda x: np.nan}, ValueError, "fun\\(x0\\) is nan: a gradient can only"),
-        ({"grad": lambda x: rosen_der(x) + 0j}, TypeError, "grad must return real numbers"),
+        (
+            {"grad": lambda x: rosen_der(x) + 0j},
+            TypeError,
+            "what grad returns must be an array of real numbers, got dtype complex",
+        ),
         ({"grad": lambda x: rosen_der(x)[:, None]}, ValueError, r"shape \(3,\), got \(3, 1\)"),
         ({"hessp": lambda x, p: p[:2]}, ValueError, r"hessp must return shape \(3,\)"),
         ({"hessp": "exact"}, TypeError, "hessp must be a callable"),

@@ -382,12 +382,10 @@ def _real_scalar(value: Any, what: str) -> float:
 def _real_vector(value: Any, n: int, what: str) -> np.ndarray:
     """``value`` as a float64 array of shape ``(n,)``, or a TypeError/ValueError naming
     ``what`` returned."""
-    arr = np.asarray(value)
-    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype.kind in "fb"):
-        raise TypeError(f"{what} must return real numbers, got dtype {arr.dtype}")
+    arr = as_real_array(value, f"what {what} returns")
     if arr.shape != (n,):
         raise ValueError(f"{what} must return shape ({n},), got {arr.shape}")
-    return arr.astype(np.float64, copy=False)
+    return arr
 
 
 def _check_function(
