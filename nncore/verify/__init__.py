@@ -73,6 +73,8 @@ rounding: where the terms of an entry cancel (a softmax vjp at uniform outputs, 
 correct cross-entropy) its exact value is ~0 and both implementations return rounding noise
 of the size of the cancelled terms, for which a relative error means nothing.  512 eps ~
 1.1e-13 covers the few hundred roundings of a small network."""
+UNCOVERED = "(in no block)"
+"""The block of the coordinates that none of a user's blocks covers."""
 KINK_REDRAWS = 5
 """Directions drawn for the Hessian's difference check before giving up at relu kinks."""
 SYMMETRY_RTOL = 1e-10
@@ -341,7 +343,7 @@ def _blocks(blocks: Sequence[tuple[str, Any]] | None, n: int) -> list[tuple[str,
     block form one more, ``(in no block)``, so that an error there is found and placed."""
     if blocks is None:
         return [("all", slice(0, n))]
-    out, covered, seen = [], np.zeros(n, dtype=bool), {"(in no block)"}
+    out, covered, seen = [], np.zeros(n, dtype=bool), {UNCOVERED}
     for item in blocks:
         try:
             name, where = item
@@ -359,12 +361,12 @@ def _blocks(blocks: Sequence[tuple[str, Any]] | None, n: int) -> list[tuple[str,
         if idx.size == 0:
             raise ValueError(f"block {name!r} selects no coordinates of the {n}")
         if str(name) in seen:
-            raise ValueError(f"block names must be unique (and not '(in no block)'), got {name!r}")
+            raise ValueError(f"block names must be unique (and not {UNCOVERED!r}), got {name!r}")
         seen.add(str(name))
         covered[idx] = True
         out.append((str(name), where))
     if not covered.all():
-        out.append(("(in no block)", np.flatnonzero(~covered)))
+        out.append((UNCOVERED, np.flatnonzero(~covered)))
     return out
 
 
@@ -714,11 +716,8 @@ def _round_off(fh: float, f0: float, f_scale: float) -> float:
     return EVAL_ROUNDING * (max(abs(fh), f_scale) + max(abs(f0), f_scale))
 
 
-def _check_hessp(
-    f, gr, hp, x, f0, g, rng, jax_hessp, crosses=None, f_scale=0.0, g_scale=None, name_of=None
-):
+def _check_hessp(f, gr, hp, x, f0, g, rng, jax_hessp, crosses, f_scale, g_scale, name_of):
     n = x.size
-    name_of = _names(None, n) if name_of is None else name_of
     lines = []
     ok_all = True
     # central differences of the gradient along v, with the same error bar as for f (the
