@@ -233,7 +233,7 @@ def products_alone(net: nncore.MLP, theta: np.ndarray, case: Case) -> Callable[[
     that calls this BLAS for its products spends at least; the entries (random normal) do not
     change the time."""
     rng = np.random.default_rng(0)
-    ws = Workspace(net, case.X.shape[0])
+    ws = Workspace(net.arch, case.X.shape[0])
     for buf in (*ws.A[:-1], *ws.D):
         buf[...] = rng.standard_normal(buf.shape)
     X = np.ascontiguousarray(case.X, dtype=np.float64)

@@ -6,7 +6,7 @@ On one 2-vCPU host this project ran on (AMD EPYC family 26, 2026-11-25), ``bench
 found nncore's 64-64-10 evaluation (relu/softmax, cross_entropy, N=1797) in one of two steady
 states from run to run, ~0.65x JAX's compiled gradient or ~1.0x.  This script tests where such
 a difference lies.  It replays the steps of nncore's pass (the same numpy calls and nncore's
-own activation and loss functions, on an nncore workspace, as ``MLP._forward``/``_backprop``
+own activation and loss functions, on an nncore workspace, as ``kernels.forward``/``backprop``
 run them, written out flat so each can be timed; a test checks the replay gives nncore's
 gradient bit for bit) in two ways:
 
@@ -69,9 +69,9 @@ def make_steps(seed: int = 0) -> tuple[list[tuple[str, bool, Callable[[], object
     """The steps of one loss + gradient as ``(name, is_matrix_product, call)``, in order, and
     the replay's state (:class:`Replay`), whose ``J`` and ``g`` the last pass wrote.
 
-    The calls are ``MLP._forward``/``_backward``/``_backprop`` written out flat: the same
+    The calls are ``kernels.forward``/``backward``/``backprop`` written out flat: the same
     numpy calls and the same activation and loss functions of nncore, on the buffers of an
-    nncore :class:`~nncore.workspace.Workspace` and a validated :class:`~nncore.network.Batch`
+    nncore :class:`~nncore.workspace.Workspace` and a validated :class:`~nncore.kernels.Batch`
     (``Y`` F-ordered), so their layouts are nncore's.  ``tests/test_benchmarks.py`` checks
     that one pass gives nncore's loss and gradient bit for bit.
     """
@@ -79,10 +79,10 @@ def make_steps(seed: int = 0) -> tuple[list[tuple[str, bool, Callable[[], object
     net = nncore.MLP(list(SIZES), activation="relu", output="softmax", loss="cross_entropy")
     theta = net.init(seed=seed)
     batch = net.batch(rng.random((N, SIZES[0])), rng.integers(0, SIZES[-1], N))
-    ws = Workspace(net, N)
+    ws = Workspace(net.arch, N)
     (W1, b1), (W2, b2) = net.unpack(theta)
-    relu = net._acts[0]
-    loss = net._loss
+    relu = net.arch.acts[0]
+    loss = net.arch.loss
     X, Y = batch.X, batch.Y
     zt1, zt2 = ws.ZT
     a1, a2 = ws.A
@@ -100,7 +100,7 @@ def make_steps(seed: int = 0) -> tuple[list[tuple[str, bool, Callable[[], object
 
     def out_grad() -> None:
         loss.output_grad(zt2.T, a2, Y, d2)
-        np.multiply(d2, 1.0 / N, out=d2)  # MLP._weigh without sample weights
+        np.multiply(d2, 1.0 / N, out=d2)  # kernels.weigh without sample weights
 
     steps = [
         ("Z1^T = W1 X^T", True, lambda: np.matmul(W1, X.T, out=zt1)),

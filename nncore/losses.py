@@ -97,7 +97,7 @@ def _cross_entropy_targets(y: Any, n_samples: int, n_out: int) -> Array:
         if (labels != Y).any():
             bad = Y[labels != Y][0]
             raise ValueError(f"cross_entropy labels must be integers, got {bad}")
-        onehot = np.zeros((n_samples, n_out), order="F")  # the kernels' layout (network.py)
+        onehot = np.zeros((n_samples, n_out), order="F")  # the kernels' layout (kernels.py)
         onehot[np.arange(n_samples), labels] = 1.0
         return onehot
     if Y.shape != (n_samples, n_out):

@@ -5,7 +5,9 @@ point many times; :class:`Objective` validates the data once, and keeps the forw
 ``J`` and the gradient of the last theta it saw, keyed on a copy of that theta (as scipy's
 own ``ScalarFunction`` does: never a reference the caller could change).
 
-Every pass runs in a :class:`~nncore.workspace.Workspace` the objective keeps: its buffers
+Every pass calls the kernels of :mod:`nncore.kernels` and :mod:`nncore.curvature` on the
+network's :class:`~nncore.architecture.Architecture`, in a
+:class:`~nncore.workspace.Workspace` the objective keeps: its buffers
 are allocated at the first call and reused by every later one, so a call allocates nothing
 larger than ``(N, n_out)``.  Results handed to the caller are always copies.
 
@@ -29,17 +31,15 @@ from __future__ import annotations
 
 import numbers
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from . import curvature
+from . import curvature, kernels
 from ._validation import FloatArray, check_theta, check_vector, require_finite_result
+from .architecture import Architecture
+from .kernels import Batch
 from .workspace import Spaces
-
-if TYPE_CHECKING:
-    from .network import MLP, Batch
-
 
 JACOBIAN_BLOCK_BYTES = 2**25
 """At most this many bytes (32 MiB) of residual Jacobian exist at once when the Gauss-Newton
@@ -75,24 +75,22 @@ class Objective:
 
     def __init__(
         self,
-        net: MLP,
+        net: Any,
         X: Any,
         y: Any,
         sample_weight: Any = None,
         chunk_size: int | None = None,
         n_jobs: int = 1,
     ) -> None:
-        _require_mlp(net)
-        self._setup(net, net.batch(X, y, sample_weight), chunk_size, n_jobs)
+        arch = architecture_of(net)
+        self._setup(net, kernels.make_batch(arch, X, y, sample_weight), chunk_size, n_jobs)
 
     @classmethod
     def from_batch(
-        cls, net: MLP, batch: Batch, chunk_size: int | None = None, n_jobs: int = 1
+        cls, net: Any, batch: Batch, chunk_size: int | None = None, n_jobs: int = 1
     ) -> Objective:
         """An objective on data already validated by :meth:`MLP.batch`."""
-        from .network import Batch
-
-        _require_mlp(net)
+        architecture_of(net)
         if not isinstance(batch, Batch):
             raise TypeError(
                 f"batch must be an nncore Batch (net.batch(X, y)), got {type(batch).__name__}"
@@ -101,7 +99,7 @@ class Objective:
         self._setup(net, batch, chunk_size, n_jobs)
         return self
 
-    def _setup(self, net: MLP, batch: Batch, chunk_size: int | None, n_jobs: int) -> None:
+    def _setup(self, net: Any, batch: Batch, chunk_size: int | None, n_jobs: int) -> None:
         for name, value in (("chunk_size", chunk_size), ("n_jobs", n_jobs)):
             if value is None and name == "chunk_size":
                 continue
@@ -123,6 +121,7 @@ class Objective:
         self._overflow_ok = False  # see _finite
         self._pool: ThreadPoolExecutor | None = None  # the worker threads, at the first sweep
         self.net = net
+        self.arch = arch = architecture_of(net)
         self.batch = batch
         self.chunks = _split(batch, chunk_size) if chunk_size is not None else None
         self.n_jobs = n_jobs
@@ -131,8 +130,8 @@ class Objective:
         self.nhev = 0
         # the cache key: a copy of the last theta (never a reference the caller could change),
         # in one buffer whose layer views are made once; None while no point is cached
-        self._key = np.empty(net.n_params)
-        self._key_params = net.layout.unpack(self._key)
+        self._key = np.empty(arch.n_params)
+        self._key_params = arch.layout.unpack(self._key)
         self._theta: FloatArray | None = None
         self._params = None
         self._cache = None
@@ -140,7 +139,7 @@ class Objective:
         self._g: FloatArray | None = None
         self._H: dict[str, FloatArray] = {}
         # one set of workspaces per thread; [0] also serves the unchunked passes
-        self._spaces = [Spaces(net) for _ in range(n_jobs if self.chunks is not None else 1)]
+        self._spaces = [Spaces(arch) for _ in range(n_jobs if self.chunks is not None else 1)]
         self._ws = self._spaces[0].get(batch.X.shape[0]) if self.chunks is None else None
 
     # -- the point -------------------------------------------------------------------
@@ -156,7 +155,7 @@ class Objective:
     def _at(self, theta: Any) -> None:
         if self._same(theta):  # checked when it was first seen
             return
-        checked = check_theta(theta, self.net.n_params)
+        checked = check_theta(theta, self.arch.n_params)
         if checked is not theta and self._same(checked):  # an equal list, another dtype
             return
         theta = checked
@@ -164,8 +163,8 @@ class Objective:
         np.copyto(self._key, theta)
         params = self._key_params
         if self.chunks is None:
-            cache = self.net._forward(params, self.batch.X, self._ws)  # overwrites the last
-            J = self.net._value(params, cache, self.batch)
+            cache = kernels.forward(self.arch, params, self.batch.X, self._ws)  # overwrites
+            J = kernels.value(self.arch, params, cache, self.batch)
             self.nfev += 1
         else:
             cache, J = None, None  # computed on demand, chunk by chunk
@@ -208,11 +207,11 @@ class Objective:
         """``J(theta)``."""
         self._at(theta)
         if self._J is None:
-            net, params = self.net, self._params
+            arch, params = self.arch, self._params
             (data,) = self._sweep(
-                lambda c, ws: (net._data_value(net._forward(params, c.X, ws), c),)
+                lambda c, ws: (kernels.data_value(arch, kernels.forward(arch, params, c.X, ws), c),)
             )
-            self._J = float(data) + net._l2_value(params)
+            self._J = float(data) + kernels.l2_value(arch, params)
             self.nfev += 1
         return self._finite(self._J, "the loss")
 
@@ -220,19 +219,19 @@ class Objective:
         """``dJ/dtheta``, a new array the caller owns."""
         self._at(theta)
         if self._g is None:
-            net, params = self.net, self._params
+            arch, params = self.arch, self._params
             if self.chunks is None:
                 ws = self._ws
-                g = net._backward(params, self._cache, self.batch, ws, out=ws.g)
+                g = kernels.backward(arch, params, self._cache, self.batch, ws, out=ws.g)
             else:
 
                 def task(c, ws):
-                    cache = net._forward(params, c.X, ws)
-                    g = net._backward(params, cache, c, ws, with_l2=False, out=ws.g)
-                    return net._data_value(cache, c), g
+                    cache = kernels.forward(arch, params, c.X, ws)
+                    g = kernels.backward(arch, params, cache, c, ws, with_l2=False, out=ws.g)
+                    return kernels.data_value(arch, cache, c), g
 
                 data, g = self._sweep(task)
-                self._J = float(data) + net._l2_value(params)
+                self._J = float(data) + kernels.l2_value(arch, params)
                 g = self._with_l2(g, self._theta)
                 self.nfev += 1
             self.njev += 1
@@ -248,9 +247,9 @@ class Objective:
     def _with_l2(self, total: FloatArray, weights_of: FloatArray) -> FloatArray:
         """Chunk sums carry no l2 term: add ``l2 * M`` once, ``M`` the weight entries of
         ``weights_of`` (theta for the gradient, v for the curvature products)."""
-        if not self.net.l2:
+        if not self.arch.l2:
             return total
-        return total + self.net.l2 * self.net.layout.weight_mask() * weights_of
+        return total + self.arch.l2 * self.arch.layout.weight_mask() * weights_of
 
     def fun_and_jac(self, theta: Any) -> tuple[float, FloatArray]:
         """``(J, dJ/dtheta)`` for ``minimize(..., jac=True)``."""
@@ -260,16 +259,16 @@ class Objective:
     # -- curvature -------------------------------------------------------------------
     def _product(self, kind: str, theta: Any, v: Any) -> FloatArray:
         self._at(theta)
-        v = check_vector(v, self.net.n_params)
+        v = check_vector(v, self.arch.n_params)
         self.nhev += 1
         product = curvature.hessp if kind == "exact" else curvature.gnvp
-        net, params = self.net, self._params
+        arch, params = self.arch, self._params
         if self.chunks is None:
-            result = product(net, params, self._cache, self.batch, v, self._ws)
+            result = product(arch, params, self._cache, self.batch, v, self._ws)
         else:
             (total,) = self._sweep(
                 lambda c, ws: (
-                    product(net, params, net._forward(params, c.X, ws), c, v, ws, False),
+                    product(arch, params, kernels.forward(arch, params, c.X, ws), c, v, ws, False),
                 )
             )
             result = self._with_l2(total, v)
@@ -296,10 +295,10 @@ class Objective:
             raise ValueError(f"kind must be 'exact' or 'gauss_newton', got {kind!r}")
         self._at(theta)
         if kind not in self._H:
-            if kind == "gauss_newton" and self.net.loss_name == "mse":
+            if kind == "gauss_newton" and self.arch.loss.name == "mse":
                 H = self._gauss_newton_mse()
             else:
-                n = self.net.n_params
+                n = self.arch.n_params
                 H = np.empty((n, n))
                 e = np.zeros(n)
                 for j in range(n):
@@ -311,15 +310,15 @@ class Objective:
 
     def _gauss_newton_mse(self) -> FloatArray:
         """``2 J_r^T J_r`` summed over blocks of rows, plus ``l2`` on the weight diagonal."""
-        net, params = self.net, self._params
-        self.nhev += net.n_params  # counted as the n_params products it replaces
+        arch, params = self.arch, self._params
+        self.nhev += arch.n_params  # counted as the n_params products it replaces
 
         def task(c, ws):
-            cache = self._cache if c is self.batch else net._forward(params, c.X, ws)
-            Jc = curvature.jacobian(net, params, cache, c, with_l2=False)
+            cache = self._cache if c is self.batch else kernels.forward(arch, params, c.X, ws)
+            Jc = curvature.jacobian(arch, params, cache, c, with_l2=False)
             return (Jc.T @ Jc,)
 
-        rows = max(1, JACOBIAN_BLOCK_BYTES // (8 * net.n_params * net.sizes[-1]))
+        rows = max(1, JACOBIAN_BLOCK_BYTES // (8 * arch.n_params * arch.sizes[-1]))
         if self.chunks is not None:
             (G,) = self._sweep(task, [b for c in self.chunks for b in _split(c, rows)])
         elif self.batch.X.shape[0] <= rows:
@@ -327,16 +326,16 @@ class Objective:
         else:
             (G,) = self._sweep(task, _split(self.batch, rows))
         G *= 2.0
-        if net.l2:
-            G[np.diag_indices_from(G)] += net.l2 * net.layout.weight_mask()
+        if arch.l2:
+            G[np.diag_indices_from(G)] += arch.l2 * arch.layout.weight_mask()
         return G
 
     # -- least squares (mse) ---------------------------------------------------------
     def _whole(self):
-        self.net._require_mse("residuals")
+        curvature.require_mse(self.arch, "residuals")
         if self.chunks is not None:
             raise ValueError("residuals and jacobian hold every row: use no chunk_size")
-        return self.net, self._params, self._cache, self.batch
+        return self.arch, self._params, self._cache, self.batch
 
     def residuals(self, theta: Any) -> FloatArray:
         """mse residuals with ``sum(r**2) == J`` (see :meth:`MLP.residuals`)."""
@@ -351,11 +350,13 @@ class Objective:
         return self._finite(curvature.jacobian(*whole), "the residual Jacobian")
 
 
-def _require_mlp(net: Any) -> None:
-    from .network import MLP
-
-    if not isinstance(net, MLP):
+def architecture_of(net: Any) -> Architecture:
+    """``net.arch``, or TypeError when ``net`` is not an nncore MLP (anything that carries an
+    :class:`~nncore.architecture.Architecture` as ``arch``)."""
+    arch = getattr(net, "arch", None)
+    if not isinstance(arch, Architecture):
         raise TypeError(f"net must be an nncore MLP, got {type(net).__name__}")
+    return arch
 
 
 def _split(batch: Batch, chunk_size: int) -> list[Batch]:

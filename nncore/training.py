@@ -13,7 +13,7 @@ from scipy.optimize import OptimizeResult, least_squares, minimize
 from ._validation import check_seed, check_theta
 from .blas import limit_scipy_blas
 from .network import MLP
-from .objective import Objective, _require_mlp
+from .objective import Objective, architecture_of
 
 FIRST_ORDER_METHODS = ("CG", "BFGS", "L-BFGS-B", "TNC", "SLSQP", "trust-constr")
 """scipy methods that take the gradient (fused with the loss, ``jac=True``)."""
@@ -119,7 +119,7 @@ def train(
     >>> bool(res.fun <= 1 / 16), bool(res.history[0] > res.fun)
     (True, True)
     """
-    _require_mlp(net)
+    architecture_of(net)
     method = _check_method(method)
     if method in LEAST_SQUARES_METHODS and net.loss_name != "mse":
         raise ValueError(f"method {method!r} needs loss 'mse', got {net.loss_name!r}")

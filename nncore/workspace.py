@@ -8,27 +8,34 @@ than it seems: a fresh ``(N, 64)`` array per step costs page faults each time th
 has handed memory back to the system (``docs/benchmarks.md``).
 
 The memory layout is the seed's.  The forward pass computes ``Z_l^T = W_l A_{l-1}^T + b_l``
-(``network.py``), so ``Z_l`` is the transpose of a C-ordered ``(n_l, N)`` array, that is an
+(``kernels.py``), so ``Z_l`` is the transpose of a C-ordered ``(n_l, N)`` array, that is an
 F-ordered ``(N, n_l)`` array; every other buffer is allocated in that same layout, so that
 element-wise work (``D_l * f'(Z_l)``, ``A_L - Y``) runs over memory in order instead of
 across strides, which costs several times more.
 
-A workspace is not thread-safe: one per thread (``nncore.objective`` keeps one per worker,
-and :class:`~nncore.MLP` one for each thread's public calls, ``MLP._workspace``).
-It holds no results: whatever nncore returns to a caller is a fresh array (or the caller's
-``out=``), never one of these buffers, which the next call overwrites.
+A workspace is not thread-safe: one per thread (``nncore.objective`` keeps one per worker in
+:class:`Spaces`, and :class:`~nncore.MLP` one for each thread's public calls in
+:class:`ThreadWorkspaces`).  It holds no results: whatever nncore returns to a caller is a
+fresh array (or the caller's ``out=``), never one of these buffers, which the next call
+overwrites.  This module owns the buffers and the policy of keeping them; it reads a network
+only through its :class:`~nncore.architecture.Architecture`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+import threading
+from typing import NamedTuple
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .network import MLP
+from .architecture import Architecture
 
 Array = np.ndarray
+
+WORKSPACE_CACHE_BYTES = 2**28
+"""A thread keeps the buffers of its last public evaluation (:meth:`MLP.loss_and_grad`,
+:meth:`MLP.hessp`, ...) for its next one when they take at most this many bytes (256 MiB),
+the curvature products' buffers included; larger evaluations allocate theirs call by call."""
 
 
 def feature_major(N: int, n: int, dtype: type = np.float64) -> Array:
@@ -53,11 +60,11 @@ def matmul_fm(a: Array, b: Array) -> Array:
 
 
 class Workspace:
-    """Preallocated arrays for evaluating ``net`` on batches of exactly ``N`` rows.
+    """Preallocated arrays for evaluating a network on batches of exactly ``N`` rows.
 
     Parameters
     ----------
-    net : MLP
+    arch : Architecture
     N : int
         Number of rows (samples) of the batches it serves.
 
@@ -79,18 +86,18 @@ class Workspace:
     first product.
     """
 
-    def __init__(self, net: MLP, N: int) -> None:
+    def __init__(self, arch: Architecture, N: int) -> None:
         self.N = N
-        widths = net.sizes[1:]
-        acts = net._acts
+        widths = arch.sizes[1:]
+        acts = arch.acts
         self.ZT = tuple(np.empty((n, N)) for n in widths)
         self.A = tuple(
             None if act.name == "identity" else feature_major(N, n) for n, act in zip(widths, acts)
         )
         self.D = tuple(feature_major(N, n) for n in widths)
         self.S = tuple(feature_major(N, n, act.df_dtype) for n, act in zip(widths, acts))
-        self.g = np.empty(net.n_params)
-        self.g_blocks = net.layout.unpack(self.g)
+        self.g = np.empty(arch.n_params)
+        self.g_blocks = arch.layout.unpack(self.g)
         self._widths = widths
         self._r: RBuffers | None = None
 
@@ -126,13 +133,48 @@ class Spaces:
     """One thread's workspaces, one per batch size it has met: chunked evaluation meets the
     chunk size and the remainder, the Gauss-Newton matrix of mse its blocks of rows."""
 
-    def __init__(self, net: MLP) -> None:
-        self._net = net
+    def __init__(self, arch: Architecture) -> None:
+        self._arch = arch
         self._by_size: dict[int, Workspace] = {}
 
     def get(self, N: int) -> Workspace:
         """The workspace for ``N`` rows, allocated on first use."""
         ws = self._by_size.get(N)
         if ws is None:
-            ws = self._by_size[N] = Workspace(self._net, N)
+            ws = self._by_size[N] = Workspace(self._arch, N)
+        return ws
+
+
+class ThreadWorkspaces:
+    """Each thread's workspace of its last evaluation, for the public calls of
+    :class:`~nncore.MLP`.
+
+    :meth:`get` returns the calling thread's last workspace when it had ``N`` rows too;
+    otherwise it releases it and makes a new one, which it keeps for the next call when its
+    buffers (those of the curvature products included) take at most
+    :data:`WORKSPACE_CACHE_BYTES`.  Threads never share one.  Pickles as its architecture
+    alone: buffers are not state.
+    """
+
+    def __init__(self, arch: Architecture) -> None:
+        self._arch = arch
+        self._local = threading.local()
+
+    def __reduce__(self):
+        return (type(self), (self._arch,))
+
+    @property
+    def current(self) -> Workspace | None:
+        """The calling thread's kept workspace, or ``None``."""
+        return getattr(self._local, "ws", None)
+
+    def get(self, N: int) -> Workspace:
+        """A workspace for ``N`` rows, the calling thread's kept one when it fits."""
+        ws = self.current
+        if ws is not None and ws.N == N:
+            return ws
+        self._local.ws = None  # release the old buffers before allocating new ones
+        ws = Workspace(self._arch, N)
+        if ws.max_nbytes <= WORKSPACE_CACHE_BYTES:
+            self._local.ws = ws
         return ws

@@ -164,7 +164,7 @@ def test_softmax_output_from_log_softmax_is_accurate(gap):
     cache = net.forward(net.init(0), rng.standard_normal((50, 3)))
     Z = rng.uniform(-gap, 0.0, (500, 10))
     Z[:, 0] = 0.0  # the row maximum m = 0: every logit gap from it up to `gap`
-    log_A = net._loss.log_output(Z)
+    log_A = net.arch.loss.log_output(Z)
     A = np.exp(log_A)
     Zl = Z.astype(np.longdouble)
     exact = np.exp(Zl) / np.exp(Zl).sum(axis=1, keepdims=True)

@@ -135,6 +135,7 @@ def test_bad_out_is_rejected_before_anything_is_written(make_out, error, message
 def test_one_workspace_set_across_batch_sizes_matches_fresh_buffers(d):
     """The buffers of one thread's workspaces, used for one batch size, then another, then
     the first again, give the results of freshly allocated buffers, bit for bit."""
+    from nncore import kernels
     from nncore.workspace import Spaces
 
     net = d.draw(networks())
@@ -142,17 +143,20 @@ def test_one_workspace_set_across_batch_sizes_matches_fresh_buffers(d):
     X, y, w = d.draw(data(net))
     cut = d.draw(st.integers(1, X.shape[0]))
     params = net.layout.unpack(theta)
-    spaces = Spaces(net)
+    spaces = Spaces(net.arch)
     parts = [(X, y, w), (X[:cut], y[:cut], None if w is None or not w[:cut].any() else w[:cut])]
 
     def evaluate(batch, ws):
-        cache = net._forward(params, batch.X, ws)
-        return net._value(params, cache, batch), net._backward(params, cache, batch, ws)
+        cache = kernels.forward(net.arch, params, batch.X, ws)
+        return (
+            kernels.value(net.arch, params, cache, batch),
+            kernels.backward(net.arch, params, cache, batch, ws),
+        )
 
     for Xp, yp, wp in parts + parts:
         batch = net.batch(Xp, yp, wp)
         J, g = evaluate(batch, spaces.get(batch.X.shape[0]))
-        J0, g0 = evaluate(batch, Spaces(net).get(batch.X.shape[0]))  # fresh buffers
+        J0, g0 = evaluate(batch, Spaces(net.arch).get(batch.X.shape[0]))  # fresh buffers
         assert J == J0
         np.testing.assert_array_equal(g, g0)
 
@@ -231,7 +235,7 @@ def test_public_calls_reuse_buffers_but_never_hand_them_out():
     import pickle
     import threading
 
-    from nncore import network
+    from nncore import workspace
     from nncore.workspace import Workspace
 
     rng = np.random.default_rng(3)
@@ -239,32 +243,32 @@ def test_public_calls_reuse_buffers_but_never_hand_them_out():
     X, y = rng.standard_normal((20, 3)), rng.standard_normal((20, 2))
     t1, t2, v = net.init(1), net.init(2), rng.standard_normal(net.n_params)
     J1, g1 = net.loss_and_grad(t1, X, y)
-    ws = net._local.ws
+    ws = net._workspaces.current
     h1 = net.hessp(t1, v, X, y)
     keep = g1.copy(), h1.copy()
     fresh = pickle.loads(pickle.dumps(net))  # the pickle holds no buffers
     J2, g2 = net.loss_and_grad(t2, X, y)
-    assert net._local.ws is ws  # the same buffers again
+    assert net._workspaces.current is ws  # the same buffers again
     assert np.array_equal(g1, keep[0]) and np.array_equal(h1, keep[1])  # never overwritten
     J2_fresh, g2_fresh = fresh.loss_and_grad(t2, X, y)
     assert J2 == J2_fresh and np.array_equal(g2, g2_fresh)
     assert np.array_equal(copy.deepcopy(net).hessp(t1, v, X, y), h1)
     net.loss(t1, X[:7], y[:7])  # another batch size replaces the workspace
-    assert net._local.ws.N == 7
+    assert net._workspaces.current.N == 7
 
     results = {}
 
     def other_thread():
         results["other"] = net.loss_and_grad(t2, X[:5], y[:5])
-        results["ws"] = net._local.ws
+        results["ws"] = net._workspaces.current
 
     thread = threading.Thread(target=other_thread)
     thread.start()
     thread.join()
-    assert results["ws"] is not net._local.ws  # a thread's workspace is its own
+    assert results["ws"] is not net._workspaces.current  # a thread's workspace is its own
     assert results["other"][1].tolist() == fresh.grad(t2, X[:5], y[:5]).tolist()
 
-    per_row = Workspace(net, 2).max_nbytes - Workspace(net, 1).max_nbytes
-    big = network.WORKSPACE_CACHE_BYTES // per_row + 1
+    per_row = Workspace(net.arch, 2).max_nbytes - Workspace(net.arch, 1).max_nbytes
+    big = workspace.WORKSPACE_CACHE_BYTES // per_row + 1
     net.loss(t1, np.zeros((big, 3)), np.zeros((big, 2)))  # too large to keep
-    assert net._local.ws is None
+    assert net._workspaces.current is None

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import check_grad as scipy_check_grad
 
+from .. import kernels
 from .._validation import as_real_array, require_finite
 from ._report import BlockError, Coordinate, GradientReport
 from ._schemes import (
@@ -100,7 +101,7 @@ def near_kink(net: Any, theta: np.ndarray, X: np.ndarray) -> bool:
     """
     cache = net.forward(theta, X)
     eps, tiny = np.finfo(np.float64).eps, np.finfo(np.float64).tiny
-    for k, ((W, b), act) in enumerate(zip(net.unpack(theta), net._acts)):
+    for k, ((W, b), act) in enumerate(zip(net.unpack(theta), net.arch.acts)):
         if act.kink:
             size = np.abs(cache.A[k]) @ np.abs(W).T + np.abs(b)
             z = np.abs(cache.Z[k])
@@ -202,10 +203,10 @@ def _check_network(
     theta = check_theta(theta, net.n_params).copy()
     objective = net.objective(X, y, sample_weight)
     batch = objective.batch
-    kink_layers = [k for k, act in enumerate(net._acts) if act.kink]
+    kink_layers = [k for k, act in enumerate(net.arch.acts) if act.kink]
     crosses = _kink_crossing(net, theta, batch.X, kink_layers)
     # the Hessian also jumps where f'' does (elu): its checks avoid those points too
-    kink2_layers = [k for k, act in enumerate(net._acts) if act.kink or act.kink2]
+    kink2_layers = [k for k, act in enumerate(net.arch.acts) if act.kink or act.kink2]
     crosses2 = _kink_crossing(net, theta, batch.X, kink2_layers)
 
     jax_grad = None
@@ -251,7 +252,7 @@ def _kink_crossing(net: Any, theta: np.ndarray, X: np.ndarray, layers: list[int]
         return None
 
     def signature(x: np.ndarray) -> list[np.ndarray]:
-        cache = net._forward(net.layout.unpack(x), X)
+        cache = kernels.forward(net.arch, net.layout.unpack(x), X)
         return [cache.Z[k] > 0 for k in layers]
 
     base = signature(theta)
@@ -272,7 +273,7 @@ def _term_scale(net: Any, theta: np.ndarray, batch: Any) -> float:
     (``logsumexp(z) - z_label``): ``J`` is small while its rounding error follows ``|z|``.
     mse sums ``(a - y)^2``, whose rounding follows ``(|a| + |y|)^2``.
     """
-    cache = net._forward(net.layout.unpack(theta), batch.X)
+    cache = kernels.forward(net.arch, net.layout.unpack(theta), batch.X)
     if net.loss_name == "mse":
         return float(np.mean((np.abs(cache.A[-1]) + np.abs(batch.Y)) ** 2))
     return float(np.mean(np.abs(cache.Z[-1]).max(axis=1)))
@@ -294,8 +295,8 @@ def _gradient_scale(net: Any, theta: np.ndarray, batch: Any) -> np.ndarray:
     whose derivatives are exact; ``|a| (|g| + <|g|, |a|>)`` row by row for softmax).
     """
     params = net.layout.unpack(theta)
-    cache = net._forward(params, batch.X)
-    acts = net._acts
+    cache = kernels.forward(net.arch, params, batch.X)
+    acts = net.arch.acts
 
     def through(act, G, k):  # |dJ/dZ| from |dJ/dA| at layer k + 1
         z, a = cache.Z[k], cache.A[k + 1]
