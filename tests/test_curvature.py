@@ -222,7 +222,7 @@ def test_hessp_check_still_catches_a_wrong_product(monkeypatch):
 def test_gradient_scale_bounds_the_gradient(d):
     """The size of the terms of each gradient component is at least the component itself:
     it is the same backprop with every factor replaced by an upper bound of its size."""
-    from nncore.verify import _gradient_scale
+    from nncore.verify._network import _gradient_scale
 
     net = d.draw(networks())
     theta = d.draw(parameters(net))

@@ -1,0 +1,96 @@
+"""The coordinates oracle: a central difference per coordinate, each against its error bar.
+
+Owns the per-coordinate comparison of coordinates mode and its report fields: the relative
+error over the coordinates away from kinks (``fd_rel_error``), the block table, the worst
+coordinates, the coordinates whose step crosses a kink (``kink_params``) and those whose
+difference cannot tell their derivative from 0 (``unresolved``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._finding import Context, Finding, Problem
+from ._report import BlockError, Coordinate
+from ._schemes import FD_RTOL, FD_SAFETY, coordinates
+
+N_WORST = 10
+"""Coordinates listed in ``report.worst``."""
+
+
+def check_coordinates(p: Problem, context: Context) -> Finding:
+    """Compare ``g_i`` with ``D_i(h_i)`` for every coordinate (``4 n`` evaluations).
+
+    A coordinate passes when ``|g_i - D_i| <= FD_RTOL |D_i| + FD_SAFETY e_i``; one whose
+    stencil crosses a kink (``context.crosses_kink``) is left to the other oracles.  The
+    finding resolves the gradient when some difference tells its derivative from 0.
+    """
+    x, g, n, name_of = p.x, p.g, p.n, p.name_of
+    c = coordinates(p.f, x, p.f0, g, context.crosses_kink, context.f_scale)
+    smooth = ~c.at_kink
+    kink_params = [name_of(i) for i in np.flatnonzero(c.at_kink)]
+    if smooth.any():
+        denom = np.linalg.norm(c.fd[smooth])
+        diff = np.linalg.norm((g - c.fd)[smooth])
+        fd_rel = float(diff / denom) if denom > 0 else float(diff)
+    else:
+        fd_rel = 0.0
+    rel = c.rel_error(g)
+    block_rows = []
+    for bname, sl in p.blocks:
+        idx = np.arange(n)[sl]
+        keep = idx[smooth[idx]]
+        fd_b, g_b = c.fd[keep], g[keep]
+        norm = np.linalg.norm(fd_b)
+        block_rows.append(
+            BlockError(
+                name=bname,
+                size=idx.size,
+                rel_error=float(np.linalg.norm(g_b - fd_b) / norm)
+                if norm > 0
+                else float(np.linalg.norm(g_b)),
+                ratio=float(g_b @ fd_b / norm**2) if norm > 0 else float("nan"),
+                n_bad=int((~c.ok[idx]).sum()),
+                passed=bool(c.ok[idx].all()),
+            )
+        )
+    block_rows.sort(key=lambda b: (b.passed, -b.n_bad, -b.rel_error))
+    order = np.lexsort((-np.where(smooth, np.abs(g - c.fd), 0.0), c.ok))
+    worst = [
+        Coordinate(
+            name_of(int(i)),
+            int(i),
+            float(g[i]),
+            float(c.fd[i]),
+            float(c.error[i]),
+            float(rel[i]),
+            bool(c.ok[i]),
+        )
+        for i in order[:N_WORST]
+    ]
+    n_bad = int((~c.ok).sum())
+    ok = n_bad == 0
+    unresolved = [name_of(int(i)) for i in np.flatnonzero(smooth & ~c.resolved)]
+    reasons = [
+        f"central differences, every coordinate: {'agree' if ok else 'DISAGREE'} "
+        f"({n_bad} of {n} outside |g - fd| <= {FD_RTOL:.0e} |fd| + {FD_SAFETY:g} x error bar; "
+        f"relative error {fd_rel:.1e})"
+        + (f"; {len(unresolved)} of {n} unresolved" if unresolved else "")
+    ]
+    if kink_params:
+        reasons.append(
+            f"{len(kink_params)} coordinate(s) move a relu-like pre-activation across 0 "
+            "within the difference step: judged by the other oracles only"
+        )
+    return Finding(
+        passed=ok,
+        resolved=bool(c.resolved.any()),
+        fields={
+            "fd_rel_error": fd_rel,
+            "blocks": block_rows,
+            "worst": worst,
+            "kink_params": kink_params,
+            "unresolved": unresolved,
+        },
+        reasons=reasons,
+    )
