@@ -1,7 +1,9 @@
 """nncore: a flat-parameter neural-network core with exact, verified derivatives for scipy."""
 
+from ._version import __version__ as __version__
 from .activations import ACTIVATIONS
 from .blas import limit_scipy_blas
+from .io import load, save
 from .losses import LOSSES
 from .network import MLP
 from .objective import Objective
@@ -15,6 +17,7 @@ __all__ = [
     "Objective",
     "check_gradient",
     "limit_scipy_blas",
+    "load",
+    "save",
     "train",
 ]
-__version__ = "0.1.0"
