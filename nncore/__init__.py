@@ -21,3 +21,13 @@ __all__ = [
     "save",
     "train",
 ]
+
+
+def __getattr__(name: str):
+    """``nncore.sklearn`` and ``nncore.interop`` on first use: ``import nncore`` stays
+    numpy and scipy only (``nncore.sklearn`` imports scikit-learn)."""
+    if name in ("sklearn", "interop"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
