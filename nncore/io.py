@@ -11,7 +11,12 @@ One module owns the format (as numpy's ``.npy`` header or safetensors' JSON head
                    "l2": ...},
        "metadata": {...}}
 
-``activation`` lists the hidden layers' names.  The file is read with
+``activation`` lists the hidden layers' names.  A path ending in ``.safetensors`` gets the
+safetensors format instead (``pip install safetensors``): the weights as a PyTorch
+``nn.Sequential`` state dict (``"0.weight"`` of shape ``(n_1, n_0)``, ``"0.bias"``,
+``"2.weight"``, ...; :func:`nncore.interop.to_state_dict`), little-endian float64, and the same
+JSON header in its string metadata under the key ``"nncore"``; PyTorch-side tools read the
+weights, :func:`load` the whole model.  The file is read with
 ``allow_pickle=False`` and the header with :func:`json.loads`: nothing in a file is executed
 or unpickled.  A file is written to a temporary file in the same folder and moved into place
 with :func:`os.replace`, so that a failure or an interrupt leaves the previous file intact and
@@ -32,6 +37,7 @@ import numpy as np
 
 from ._validation import FloatArray, all_finite, check_theta
 from ._version import __version__
+from .interop import to_state_dict
 from .network import MLP
 
 FORMAT = "nncore-model"
@@ -39,6 +45,19 @@ FORMAT_VERSION = 1
 """The version this nncore writes; files of a newer version are refused."""
 
 _ARRAYS = ("header", "theta")
+SAFETENSORS_SUFFIX = ".safetensors"
+_SAFETENSORS_KEY = "nncore"
+
+
+def _safetensors():
+    try:
+        import safetensors.numpy
+    except ImportError as err:
+        raise ImportError(
+            "model files ending in .safetensors need the safetensors package: pip install "
+            'safetensors (or pip install ".[safetensors]" in a checkout of nncore)'
+        ) from err
+    return safetensors
 
 
 def network_spec(net: MLP) -> dict[str, Any]:
@@ -105,7 +124,8 @@ def save(path: str | os.PathLike, net: MLP, theta: Any, metadata: dict | None = 
     Parameters
     ----------
     path : str or path-like
-        The file to write; replaced if it exists.  Written as given (no suffix is added).
+        The file to write; replaced if it exists.  Written as given (no suffix is added);
+        a name ending in ``.safetensors`` gets that format (see the module notes).
     net : MLP
     theta : array_like of shape (net.n_params,)
         Not modified; stored as float64, bit for bit.
@@ -134,6 +154,12 @@ def save(path: str | os.PathLike, net: MLP, theta: Any, metadata: dict | None = 
         "network": spec,
         "metadata": _metadata_json(metadata),
     }
+    if os.fspath(path).endswith(SAFETENSORS_SUFFIX):
+        tensors = {k: v.astype("<f8") for k, v in to_state_dict(net, theta).items()}
+        data = _safetensors().numpy.save(tensors, metadata={_SAFETENSORS_KEY: json.dumps(header)})
+        with atomic_write(path) as f:
+            f.write(data)
+        return
     header_bytes = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     with atomic_write(path) as f:
         np.savez(f, header=header_bytes, theta=np.ascontiguousarray(theta, dtype="<f8"))
@@ -164,8 +190,16 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], FloatArray]:
             raise ValueError(f"{name} is corrupted: {err}") from None
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ValueError(f"{name}: the header must be uint8 bytes, got {raw.dtype} {raw.shape}")
+    header = _check_header(raw.tobytes(), name)
+    if theta.dtype != np.float64 or theta.ndim != 1:
+        raise ValueError(f"{name}: theta must be 1-D float64, got {theta.dtype} {theta.shape}")
+    return header, theta
+
+
+def _check_header(raw: bytes | str, name: str) -> dict[str, Any]:
+    """The header dict of JSON ``raw``, its format, version and metadata checked."""
     try:
-        header = json.loads(raw.tobytes().decode("utf-8"))
+        header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{name}: the header is not valid JSON: {err}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -181,13 +215,48 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], FloatArray]:
         )
     if not isinstance(header.get("metadata", {}), dict):
         raise ValueError(f"{name}: the header's metadata must be a JSON object")
-    if theta.dtype != np.float64 or theta.ndim != 1:
-        raise ValueError(f"{name}: theta must be 1-D float64, got {theta.dtype} {theta.shape}")
-    return header, theta
+    return header
+
+
+def _read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], MLP, FloatArray]:
+    """The checked header, network and theta of a ``.safetensors`` model file."""
+    name = os.fspath(path)
+    safetensors = _safetensors()
+    if not os.path.exists(name):
+        raise FileNotFoundError(name)
+    try:
+        with safetensors.safe_open(name, framework="numpy") as f:
+            meta = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as err:  # safetensors' own error types differ between versions
+        raise ValueError(f"{name} is not a readable safetensors file: {err}") from None
+    if _SAFETENSORS_KEY not in meta:
+        raise ValueError(
+            f"{name}: a safetensors file without nncore's header (metadata key "
+            f"{_SAFETENSORS_KEY!r}; found {sorted(meta)})"
+        )
+    header = _check_header(meta[_SAFETENSORS_KEY], name)
+    net = network_from_spec(header.get("network"), f"{name}: the network spec")
+    expected = to_state_dict(net, np.zeros(net.n_params))
+    if sorted(tensors) != sorted(expected):
+        raise ValueError(
+            f"{name}: the network {list(net.sizes)} needs the tensors "
+            f"{sorted(expected)}, got {sorted(tensors)}"
+        )
+    pairs = []
+    for key in expected:
+        if tensors[key].dtype != np.float64 or tensors[key].shape != expected[key].shape:
+            raise ValueError(
+                f"{name}: {key} must be float64 {expected[key].shape}, got "
+                f"{tensors[key].dtype} {tensors[key].shape}"
+            )
+    for layer in range(len(net.sizes) - 1):
+        pairs.append((tensors[f"{2 * layer}.weight"], tensors[f"{2 * layer}.bias"]))
+    return header, net, net.pack(pairs)
 
 
 def load(path: str | os.PathLike) -> tuple[MLP, FloatArray, dict[str, Any]]:
-    """Read a model file written by :func:`save`.
+    """Read a model file written by :func:`save` (``.npz``, or ``.safetensors`` by its name).
 
     Returns
     -------
@@ -206,8 +275,11 @@ def load(path: str | os.PathLike) -> tuple[MLP, FloatArray, dict[str, Any]]:
         unknown activation or loss, or a theta whose length does not fit the network; the
         message says which.
     """
-    header, theta = read_header(path)
-    net = network_from_spec(header.get("network"), f"{os.fspath(path)}: the network spec")
+    if os.fspath(path).endswith(SAFETENSORS_SUFFIX):
+        header, net, theta = _read_safetensors(path)
+    else:
+        header, theta = read_header(path)
+        net = network_from_spec(header.get("network"), f"{os.fspath(path)}: the network spec")
     if theta.shape != (net.n_params,):
         raise ValueError(
             f"{os.fspath(path)}: theta has {theta.shape[0]} entries, the network "

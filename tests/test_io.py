@@ -185,3 +185,49 @@ def test_loading_runs_no_code(tmp_path, monkeypatch):
     _write(tmp_path / "p.npz", header=_header(), theta=np.array([object()] * 9))
     with pytest.raises(ValueError):
         nncore.load(tmp_path / "p.npz")
+
+
+# -- safetensors ------------------------------------------------------------------------
+def test_safetensors_round_trip_is_bit_exact_and_readable_as_a_state_dict(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    net = nncore.MLP([3, 4, 2], activation="relu", loss="cross_entropy", l2=1e-3)
+    theta = net.init(seed=5) + 0.25
+    path = tmp_path / "model.safetensors"
+    nncore.save(path, net, theta, metadata={"note": "é"})
+    net2, theta2, meta = nncore.load(path)
+    assert repr(net2) == repr(net) and np.array_equal(theta2, theta) and meta == {"note": "é"}
+    tensors = st.load_file(str(path))  # what a PyTorch-side tool sees: a state dict
+    (W1, b1), (W2, b2) = net.unpack(theta)
+    assert sorted(tensors) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    assert np.array_equal(tensors["0.weight"], W1) and np.array_equal(tensors["2.bias"], b2)
+    assert not list(tmp_path.glob(".*"))  # no temporary left behind
+
+
+def test_safetensors_foreign_or_corrupted_files_are_refused(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    foreign = tmp_path / "foreign.safetensors"
+    st.save_file({"0.weight": np.zeros((2, 3))}, str(foreign))
+    with pytest.raises(ValueError, match="without nncore's header"):
+        nncore.load(foreign)
+    net = nncore.MLP([3, 2, 1])
+    good = tmp_path / "good.safetensors"
+    nncore.save(good, net, net.init(seed=0))
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[:-7])
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        nncore.load(truncated)
+    # the header names a bigger network than the tensors hold
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(good), framework="numpy") as f:
+        header = json.loads(f.metadata()["nncore"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    header["network"]["sizes"] = [3, 4, 1]
+    wrong = tmp_path / "wrong.safetensors"
+    st.save_file(tensors, str(wrong), metadata={"nncore": json.dumps(header)})
+    with pytest.raises(
+        ValueError, match=r"0.weight must be float64 \(4, 3\), got float64 \(2, 3\)"
+    ):
+        nncore.load(wrong)

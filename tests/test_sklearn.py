@@ -311,3 +311,82 @@ def test_inputs_are_not_modified():
         MLPClassifier((4,), max_iter=10, early_stopping=True, random_state=0).fit(X, y, sw)
     for a, b in zip((X, y, sw), copies):
         np.testing.assert_array_equal(a, b)
+
+
+# -- model files ----------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "multi-output"])
+def test_save_load_round_trip(tmp_path, suffix, kind):
+    if suffix == ".safetensors":
+        pytest.importorskip("safetensors")
+    from nncore.sklearn import load
+
+    X, rng = _data(9)
+    y = TARGETS[kind](X, rng)
+    Est = MLPRegressor if kind == "multi-output" else MLPClassifier
+    est = Est(
+        (4, 3),
+        activation="tanh",
+        alpha=0.01,
+        max_iter=20,
+        random_state=3,
+        early_stopping=kind == "binary",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    path = tmp_path / f"model{suffix}"
+    est.save(path)
+    back = load(path)
+    assert type(back) is Est and back.get_params() == est.get_params()
+    np.testing.assert_array_equal(back.theta_, est.theta_)
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    for name in [
+        "n_features_in_",
+        "n_iter_",
+        "loss_",
+        "best_loss_",
+        "loss_curve_",
+        "validation_scores_",
+        "out_activation_",
+    ]:
+        assert getattr(back, name) == getattr(est, name), name
+    if Est is MLPClassifier:
+        np.testing.assert_array_equal(back.classes_, est.classes_)
+        assert back.classes_.dtype == est.classes_.dtype
+        np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+    with warnings.catch_warnings():  # a loaded estimator refits like a fresh one
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        np.testing.assert_array_equal(
+            clone(back).fit(X, y).predict(X), clone(est).fit(X, y).predict(X)
+        )
+
+
+def test_load_refuses_a_plain_network_file(tmp_path):
+    import nncore
+    from nncore.sklearn import load
+
+    net = nncore.MLP([2, 3, 1])
+    nncore.save(tmp_path / "net.npz", net, net.init(seed=0))
+    with pytest.raises(ValueError, match="no estimator"):
+        load(tmp_path / "net.npz")
+    with pytest.raises(Exception, match="not fitted"):
+        MLPRegressor().save(tmp_path / "unfitted.npz")
+
+
+def test_skops_round_trip(tmp_path):
+    sio = pytest.importorskip("skops.io")
+    X, rng = _data(10)
+    y = TARGETS["multiclass"](X, rng)
+    est = MLPClassifier((4,), max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    path = tmp_path / "model.skops"
+    sio.dump(est, path)
+    untrusted = sio.get_untrusted_types(file=path)
+    back = sio.load(path, trusted=untrusted)
+    np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+    assert all(t.startswith(("nncore.", "scipy.", "numpy.", "builtins.")) for t in untrusted), (
+        untrusted
+    )
