@@ -22,6 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..interop import SKLEARN_ACTIVATIONS, from_sklearn, sklearn_l2, sklearn_loss_scale
+from ..io import network_from_spec, network_spec
 from ..network import MLP
 from ..training import CURVATURES, METHODS, train
 
@@ -306,6 +307,22 @@ class BaseMLP(BaseEstimator):
         self.n_layers_ = len(net.sizes)
         self.n_outputs_ = net.sizes[-1]
         self.out_activation_ = {"sigmoid": "logistic"}.get(net.output, net.output)
+
+    # -- pickle, joblib, skops ---------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """The state with ``net_`` as its JSON spec (:func:`nncore.io.network_spec`): a pickle
+        or skops file then holds plain data and the estimator's class, not nncore's
+        internal records (skops asks to trust only ``nncore.sklearn``'s class, numpy's
+        dtype and scipy's result types)."""
+        state = super().__getstate__()
+        if isinstance(state.get("net_"), MLP):
+            state = dict(state, net_=network_spec(state["net_"]))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("net_"), dict):
+            state = dict(state, net_=network_from_spec(state["net_"], "the pickled net_"))
+        super().__setstate__(state)
 
     # -- using the fit ----------------------------------------------------------------
     def _output(self, X: Any) -> np.ndarray:
