@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -59,3 +60,10 @@ def test_cache_traffic_replays_nncore_bit_for_bit():
     J, g = replay.net.objective(replay.batch.X, replay.batch.Y).fun_and_jac(replay.theta)
     assert replay.J == J
     assert np.array_equal(replay.g, g)
+
+
+def test_bench_sklearn_quick_runs():
+    pytest.importorskip("sklearn")
+    out = run_script("bench_sklearn.py", "--quick")
+    for name in ("digits", "breast_cancer", "diabetes", "scikit-learn lbfgs", "nncore L-BFGS-B"):
+        assert name in out
