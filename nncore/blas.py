@@ -59,6 +59,25 @@ def scipy_blas_paths() -> list[str]:
     return [] if controller is None else _not_numpys(controller)
 
 
+_CACHE: list = []
+"""``[(controller, paths)]`` once :func:`limit_scipy_blas` has run: scanning the loaded
+libraries costs 3-6 ms, as much as a whole small fit (breast_cancer, 30-32-1: 11 ms with the
+cache, 18 ms without; ``benchmarks/bench_sklearn.py``), so it happens once per process.
+BLAS libraries loaded after that first use are not limited."""
+
+
+def _cached_limits() -> tuple:
+    """The cached ``(controller, paths)``; ``(None, [])`` without threadpoolctl."""
+    try:
+        import threadpoolctl  # noqa: F401  (cheap once imported)
+    except ImportError:
+        return None, []
+    if not _CACHE:
+        controller = _controller()
+        _CACHE.append((controller, _not_numpys(controller)))
+    return _CACHE[0]
+
+
 @contextlib.contextmanager
 def limit_scipy_blas() -> Iterator[list[str]]:
     """Within the block, every BLAS library but numpy's runs on one thread.
@@ -69,8 +88,7 @@ def limit_scipy_blas() -> Iterator[list[str]]:
         with nncore.limit_scipy_blas():
             res = minimize(obj.fun_and_jac, theta0, jac=True, method="L-BFGS-B")
     """
-    controller = _controller()
-    paths = [] if controller is None else _not_numpys(controller)
+    controller, paths = _cached_limits()
     if not paths:
         yield []
         return
