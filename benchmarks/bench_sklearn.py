@@ -141,6 +141,7 @@ def run_nncore(net, Xtr, Y, theta0, scale, method, target, cap_s):
         res.x,
         scale * res.fun,
         int(res.get("nit", len(res.history) - 1)),
+        time.perf_counter() - t0 > cap_s,
     )
 
 
@@ -235,9 +236,11 @@ def bench(name, repeats, methods, with_optax):
 
         def nn(method=method):
             cap_s = CAP * statistics.median(times.get("scikit-learn lbfgs", [1.0]))
-            s, theta, loss, nit = run_nncore(net, Xtr, Y, theta0, scale, method, target, cap_s)
+            s, theta, loss, nit, capped = run_nncore(
+                net, Xtr, Y, theta0, scale, method, target, cap_s
+            )
             score = test_score(net, theta, Xte, yte, est, classify)
-            return s, {"loss": loss, "score": score, "iter": nit}
+            return s, {"loss": loss, "score": score, "iter": nit, "capped": capped}
 
         competitors[f"nncore {method}"] = nn
     if with_optax:
@@ -279,6 +282,7 @@ def bench(name, repeats, methods, with_optax):
             "ratio": t / t_sk,
             "loss": info["loss"],
             "reached": info["loss"] <= target,
+            "capped": info.get("capped", False),
             "score": info["score"],
             "iter": info["iter"],
         }
@@ -303,11 +307,14 @@ def table(results) -> str:
         label = f"{res['data']} ({res['n_train']}, {'-'.join(map(str, res['sizes']))})"
         for row in res["rows"]:
             t = timing.fmt_time(row["seconds"])
+            reached = (
+                "yes" if row["reached"] else "no, time cap" if row["capped"] else "no, stopped"
+            )
             if "without_compile_s" in row:
                 t += f" ({timing.fmt_time(row['without_compile_s'])} compiled)"
             lines.append(
                 f"| {label} | {row['competitor']} | {t} | {row['ratio']:.2f} | {row['loss']:.6g} | "
-                f"{'yes' if row['reached'] else 'no'} | {row['score']:.4f} | {row['iter']} |"
+                f"{reached} | {row['score']:.4f} | {row['iter']} |"
             )
     return "\n".join(lines)
 
