@@ -6,6 +6,8 @@ from scikit-learn's own starting weights (captured from its fit), and is timed u
 reaches scikit-learn's final loss:
 
 * scikit-learn, out of the box (``max_iter=200``, ``tol=1e-4``): the target is its ``loss_``;
+  and the same inside ``nncore.limit_scipy_blas()``, the setting ``nncore.train`` runs with
+  (scipy's OpenBLAS on one thread, so that it does not fight numpy's for the cores);
 * ``nncore.train`` with L-BFGS-B, CG, BFGS, Newton-CG and trust-krylov, on the network
   ``nncore.sklearn`` builds (``l2 = alpha / (c n)``, :mod:`nncore.interop`), stopped by a
   callback once ``c * J <= target`` (or after ``CAP`` times scikit-learn's time);
@@ -231,7 +233,11 @@ def bench(name, repeats, methods, with_optax):
         sk_score = e.score(Xte, yte)
         return s, {"loss": float(e.loss_), "score": float(sk_score), "iter": int(e.n_iter_)}
 
-    competitors = {"scikit-learn lbfgs": sk}
+    def sk_limited():
+        with nncore.limit_scipy_blas():  # the setting nncore.train runs with
+            return sk()
+
+    competitors = {"scikit-learn lbfgs": sk, "scikit-learn lbfgs, scipy BLAS 1 thread": sk_limited}
     for method in methods:
 
         def nn(method=method):
