@@ -61,9 +61,9 @@ def scipy_blas_paths() -> list[str]:
 
 _CACHE: list = []
 """``[(controller, paths)]`` once :func:`limit_scipy_blas` has run: scanning the loaded
-libraries costs 3-6 ms, as much as a whole small fit (breast_cancer, 30-32-1: 11 ms with the
-cache, 18 ms without; ``benchmarks/bench_sklearn.py``), so it happens once per process.
-BLAS libraries loaded after that first use are not limited."""
+libraries costs 3-6 ms, a large share of a small fit (``benchmarks/bench_sklearn.py``'s
+breast_cancer network trains in about 20 ms), so it happens once per process.  BLAS
+libraries loaded after that first use are not limited."""
 
 
 def _cached_limits() -> tuple:
