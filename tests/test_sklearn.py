@@ -50,6 +50,14 @@ def test_import_nncore_does_not_import_sklearn():
     assert done.returncode == 0, done.stderr
 
 
+def test_without_sklearn_the_import_error_says_what_to_install():
+    code = "import sys; sys.modules['sklearn'] = None; import nncore.sklearn"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "pip install scikit-learn" in done.stderr and '".[sklearn]"' in done.stderr
+    assert "nncore[" not in done.stderr  # the PyPI project named nncore is another one
+
+
 def _data(seed=0, n=60, d=4):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, d)), rng
