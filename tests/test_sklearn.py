@@ -398,3 +398,14 @@ def test_skops_round_trip(tmp_path):
     assert all(t.startswith(("nncore.", "scipy.", "numpy.", "builtins.")) for t in untrusted), (
         untrusted
     )
+
+
+def test_verbose_prints_the_loss_of_every_iteration(capsys):
+    X, _ = _data(11)
+    est = MLPRegressor((3,), max_iter=3, verbose=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, X[:, 0])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == est.n_iter_ == 3
+    assert lines[-1] == f"Iteration 3, loss = {est.loss_curve_[-1]:.8f}"
