@@ -196,6 +196,7 @@ def test_warm_start_continues_from_the_last_theta():
         clf.fit(X, X[:, 0] > 0)
         with pytest.raises(ValueError, match="same classes"):
             clf.fit(X, np.where(X[:, 0] > 0, "a", "b"))
+    np.testing.assert_array_equal(clf.classes_, [False, True])  # the failed fit changed nothing
 
 
 def test_every_method_and_activation_trains():

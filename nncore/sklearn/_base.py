@@ -205,12 +205,12 @@ class BaseMLP(BaseEstimator):
         warm = self.warm_start and hasattr(self, "theta_")
         previous = (self.net_, self.theta_, getattr(self, "classes_", None)) if warm else None
         Y, loss, n_out = self._encode_fit(y)
-        if warm and self._is_classifier and previous[2] is not None:
-            if not np.array_equal(previous[2], self.classes_):
-                raise ValueError(
-                    "warm_start can only be used where `y` has the same classes as in the "
-                    f"previous call to fit. Previously got {previous[2]}, `y` has {self.classes_}"
-                )
+        if warm and self._is_classifier and not np.array_equal(previous[2], self.classes_):
+            new_classes, self.classes_ = self.classes_, previous[2]  # the fit stays as it was
+            raise ValueError(
+                "warm_start can only be used where `y` has the same classes as in the "
+                f"previous call to fit. Previously got {previous[2]}, `y` has {new_classes}"
+            )
         sw = None
         if sample_weight is not None:
             sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
@@ -247,34 +247,7 @@ class BaseMLP(BaseEstimator):
                 )
             theta_warm = previous[1]
 
-        best = None
-        for k in range(p["n_starts"]):
-            theta0 = theta_warm if (k == 0 and theta_warm is not None) else net.init(rng)
-            monitor = _Monitor(self, net, val, scale)
-            result = train(
-                net,
-                Xt,
-                Yt,
-                method=p["method"],
-                theta0=theta0,
-                sample_weight=swt,
-                options=self._options(p, scale),
-                callback=monitor if (val is not None or self.verbose) else None,
-                curvature=self.curvature,
-            )
-            theta = result.x
-            if val is not None:  # the end point counts too (a run of no iteration has only it)
-                final = monitor.score(result.x)
-                if not monitor.scores:
-                    monitor.scores.append(final)
-                if final > monitor.best_score:
-                    monitor.best_x, monitor.best_score = np.array(result.x), final
-                theta = monitor.best_x
-            rank = -monitor.best_score if val is not None else result.fun
-            if best is None or rank < best[0]:
-                best = (rank, theta, result, monitor)
-        _, theta, result, monitor = best
-
+        theta, result, monitor = self._best_start(net, Xt, Yt, swt, val, theta_warm, rng, p, scale)
         self._set_weights(net, np.array(theta, dtype=np.float64))
         self.optimize_result_ = result
         self.n_iter_ = int(result.get("nit", len(result.history) - 1))
@@ -297,6 +270,38 @@ class BaseMLP(BaseEstimator):
                 stacklevel=2,
             )
         return self
+
+    def _best_start(self, net, X, Y, sw, val, theta_warm, rng, p, scale):
+        """Train from ``n_starts`` starts (the first from ``theta_warm`` when given); return
+        the kept ``(theta, result, monitor)``: the lowest loss, or with a validation set
+        ``val`` the best validation score and the weights that had it."""
+        best = None
+        for k in range(p["n_starts"]):
+            theta0 = theta_warm if (k == 0 and theta_warm is not None) else net.init(rng)
+            monitor = _Monitor(self, net, val, scale)
+            result = train(
+                net,
+                X,
+                Y,
+                method=p["method"],
+                theta0=theta0,
+                sample_weight=sw,
+                options=self._options(p, scale),
+                callback=monitor if (val is not None or self.verbose) else None,
+                curvature=self.curvature,
+            )
+            theta = result.x
+            if val is not None:  # the end point counts too (a run of no iteration has only it)
+                final = monitor.score(result.x)
+                if not monitor.scores:
+                    monitor.scores.append(final)
+                if final > monitor.best_score:
+                    monitor.best_x, monitor.best_score = np.array(result.x), final
+                theta = monitor.best_x
+            rank = -monitor.best_score if val is not None else result.fun
+            if best is None or rank < best[0]:
+                best = (rank, theta, result, monitor)
+        return best[1:]
 
     def _set_weights(self, net: MLP, theta: np.ndarray) -> None:
         """Set ``net_``, ``theta_`` and the scikit-learn views of them."""
