@@ -239,7 +239,8 @@ def _check_network(
     )
     if jax_reference is None:
         report.reasons.append(
-            'JAX reference skipped: JAX is not installed (pip install "nncore[jax]")'
+            "JAX reference skipped: JAX is not installed (pip install jax jaxlib, "
+            'or pip install ".[jax]" in a checkout of nncore)'
         )
     return report
 
