@@ -124,7 +124,11 @@ def scaling(args) -> dict:
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
         except ImportError:
-            print('scaling plot skipped: pip install "nncore[plot]"', file=sys.stderr)
+            print(
+                'scaling plot skipped: pip install matplotlib (or pip install ".[plot]" in a '
+                "checkout of nncore)",
+                file=sys.stderr,
+            )
         else:
             fig, ax = plt.subplots(figsize=(6, 4))
             for name, pts in out.items():

@@ -182,7 +182,10 @@ def _plot_taylor(report, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print('--plot needs matplotlib: pip install "nncore[plot]"')
+        print(
+            "--plot needs matplotlib: pip install matplotlib "
+            '(or pip install ".[plot]" in a checkout of nncore)'
+        )
         return
     fig, ax = plt.subplots(figsize=(6, 4.5))
     tests = [("gradient", report.taylor)]

@@ -57,7 +57,7 @@ def train(
     The data are validated once; the loss, gradient and curvature at one theta share one
     forward pass (:class:`~nncore.objective.Objective`).  scipy's own BLAS runs on one
     thread meanwhile, so that it does not fight numpy's (:func:`nncore.limit_scipy_blas`;
-    needs threadpoolctl, ``pip install "nncore[threads]"``, and is skipped without it).
+    needs threadpoolctl, ``pip install threadpoolctl``, and is skipped without it).
 
     Parameters
     ----------
