@@ -18,12 +18,12 @@ target: ``train``'s callback, called once per iteration with the objective and t
 counts so far (``intermediate_result.nfev``, ``njev``, ``nhev``: nncore's forward passes,
 backward passes and curvature-vector products, a full Hessian counting ``n_params``
 products), notes the time and the counts, then stops the run by raising ``StopIteration``,
-which ``train`` honours for every method with a callback.  ``lm`` (MINPACK) has no
-per-iteration callback: it runs to its own end (its tolerances or ``max_nfev``; the run
-limit cannot cut it), and a run that ends with ``J <= target`` counts as reached, with the
-time and counts of the whole run -- an upper bound on its cost to the target.  The time
-starts just before ``train`` is called (so it includes ``train``'s data validation and the
-objective at theta0).
+which ``train`` honours for every method with a callback.  ``lm`` (MINPACK) has none: its
+crossing is the first *evaluated* point with ``J <= target``, found as the smallest
+``max_nfev`` whose run ends there (:func:`run_lm`; a deterministic search, whose reruns are
+not counted), and that run gives the time and counts.  The time starts just before
+``train`` is called (so it includes ``train``'s data validation and the objective at
+theta0).
 
 For mse problems lm is run twice: with scipy's default scaling (``x_scale='jac'`` for lm
 since scipy 1.16, MINPACK's column-norm scaling) and with ``x_scale=1.0`` (what trf and
@@ -31,8 +31,9 @@ dogbox use by default), passed through ``train``'s ``options``.
 
 Budgets: ``minimize`` methods ``maxiter`` (TNC: ``maxfun``), ``least_squares``
 ``max_nfev``, scipy's default tolerances otherwise; a run is also stopped once it has taken
-``--run-limit`` seconds, and a (problem, method) cell starts no new start once it has used
-``--cell-budget`` seconds (the table then says how many starts were run).  Methods that
+``--run-limit`` seconds (lm: a run that passed it is not lengthened), and a (problem,
+method) cell starts no new start once its runs have taken ``--cell-budget`` seconds (the
+table then says how many starts were run).  Methods that
 cannot run a problem in that time, or at all, are skipped with the reason printed.
 
 Outside reference, with no target stop: scikit-learn's ``MLPClassifier``/``MLPRegressor``
@@ -276,45 +277,89 @@ class Watch:
             raise StopIteration
 
 
+def train_once(
+    problem: Problem, variant: Variant, theta0: np.ndarray, options: dict, callback: Any = None
+) -> tuple[Any, float]:
+    """``train`` from ``theta0`` with ``options`` added to the variant's; its result and
+    seconds (from the call, so with ``train``'s data validation and the start's objective)."""
+    t0 = time.perf_counter()
+    result = nncore.train(
+        problem.net,
+        problem.X,
+        problem.y,
+        method=variant.method,
+        theta0=theta0,
+        options=options | dict(variant.extra),
+        callback=callback,
+        curvature="exact" if variant.curvature == "-" else variant.curvature,
+    )
+    return result, time.perf_counter() - t0
+
+
+def ended(start: int, result: Any, seconds: float, iterations: int | None, target: float) -> Run:
+    """A run that ended on its own: reached (below the target at the end) or not, and why."""
+    counts = (result.nfev, result.njev, result.nhev)
+    if result.fun <= target:
+        return Run(start, "reached", seconds, float(result.fun), iterations, *counts)
+    message = str(getattr(result, "message", ""))
+    outcome = "budget" if ("max" in message.lower() or "limit" in message.lower()) else "stopped"
+    return Run(start, outcome, seconds, float(result.fun), iterations, *counts, message)
+
+
 def run_one(
     problem: Problem, variant: Variant, start: int, theta0: np.ndarray, args: argparse.Namespace
 ) -> Run:
     """``train`` once from ``theta0``, stopped at the target (or a budget)."""
-    method = variant.method
-    lm = method == "lm"  # no callback: runs to its end
+    if variant.method == "lm":
+        return run_lm(problem, variant, start, theta0, args)
     watch = Watch(start, problem.target, args.run_limit)
-    watch.t0 = time.perf_counter()
-    try:
-        result = nncore.train(
-            problem.net,
-            problem.X,
-            problem.y,
-            method=method,
-            theta0=theta0,
-            options=method_options(method, args.maxiter) | dict(variant.extra),
-            callback=None if lm else watch,
-            curvature="exact" if variant.curvature == "-" else variant.curvature,
-        )
-    except Exception as err:  # report, do not hide: this may be a bug in nncore
-        elapsed = time.perf_counter() - watch.t0
-        return Run(start, "error", elapsed, float("nan"), detail=f"{type(err).__name__}: {err}")
-    elapsed = time.perf_counter() - watch.t0
-    counts = (result.nfev, result.njev, result.nhev)
+    options = method_options(variant.method, args.maxiter)
+    result, seconds = train_once(problem, variant, theta0, options, watch)
     if watch.hit is not None:
         run = watch.hit
-        at_crossing = (run.nfev, run.njev, run.nhev)
+        counts, at_crossing = (
+            (result.nfev, result.njev, result.nhev),
+            (run.nfev, run.njev, run.nhev),
+        )
         if counts != at_crossing:  # scipy did more after the stop
             run.detail = f"work after the stop: result counts {counts}, {at_crossing} at it"
         return run
     if watch.timed_out:
-        return Run(start, "time limit", elapsed, watch.last_fun, watch.iterations)
-    iterations = None if lm else len(result.history) - 1
-    if result.fun <= problem.target:  # lm, or reached at a point no callback reported
-        detail = "" if lm else "crossed after the last callback"
-        return Run(start, "reached", elapsed, float(result.fun), iterations, *counts, detail)
-    message = str(getattr(result, "message", ""))
-    outcome = "budget" if ("max" in message.lower() or "limit" in message.lower()) else "stopped"
-    return Run(start, outcome, elapsed, float(result.fun), iterations, *counts, message)
+        return Run(start, "time limit", seconds, watch.last_fun, watch.iterations)
+    run = ended(start, result, seconds, len(result.history) - 1, problem.target)
+    if run.reached:
+        run.detail = "crossed after the last callback"
+    return run
+
+
+def run_lm(
+    problem: Problem, variant: Variant, start: int, theta0: np.ndarray, args: argparse.Namespace
+) -> Run:
+    """lm's crossing, found from whole runs: the smallest ``max_nfev`` whose run ends at
+    ``J <= target`` (doubled, then bisected).  MINPACK is deterministic, so a run cut at ``k``
+    evaluations makes the first ``k`` of the uncut run and returns its last accepted point,
+    and the first evaluated point at or below the target is accepted (a decrease, unless its
+    actual/predicted reduction ratio is below 1e-4): the run cut there is the cost to it,
+    with one Jacobian more, which scipy evaluates at the end point once MINPACK returns."""
+    lo, k = 0, 1
+    while True:
+        result, seconds = train_once(problem, variant, theta0, {"max_nfev": k})
+        if result.fun <= problem.target:
+            break
+        if result.status != 0 or k == args.maxiter:  # ended on its own, or the whole budget
+            return ended(start, result, seconds, None, problem.target)
+        if seconds > args.run_limit:
+            return Run(start, "time limit", seconds, float(result.fun))
+        lo, k = k, min(2 * k, args.maxiter)
+    hi, best = k, (result, seconds)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        result, seconds = train_once(problem, variant, theta0, {"max_nfev": mid})
+        if result.fun <= problem.target:
+            hi, best = mid, (result, seconds)
+        else:
+            lo = mid
+    return ended(start, *best, None, problem.target)
 
 
 @dataclass
@@ -349,12 +394,18 @@ class Cell:
 def run_cell(
     problem: Problem, variant: Variant, starts: list[np.ndarray], args: argparse.Namespace
 ) -> Cell:
+    """Every start of ``variant``, none begun once the cell's runs have taken
+    ``args.cell_budget`` seconds; an exception is reported as the run's outcome."""
     runs: list[Run] = []
-    t_cell = time.perf_counter()
     for k, theta0 in enumerate(starts):
-        if runs and time.perf_counter() - t_cell > args.cell_budget:
+        if runs and sum(r.seconds for r in runs) > args.cell_budget:
             break
-        runs.append(run_one(problem, variant, k, theta0, args))
+        t0 = time.perf_counter()
+        try:
+            runs.append(run_one(problem, variant, k, theta0, args))
+        except Exception as err:  # report, do not hide: this may be a bug in nncore
+            detail = f"{type(err).__name__}: {err}"
+            runs.append(Run(k, "error", time.perf_counter() - t0, float("nan"), detail=detail))
     return Cell(variant, runs, len(starts))
 
 
@@ -548,7 +599,9 @@ TABLE_NOTES = """\
   passes (objective values), bwd = backward passes (gradients; for least squares, residual
   Jacobians), Hv = Hessian- or Gauss-Newton-vector products (a full Hessian counts
   n_params), all as nncore's objective counts them.  lm reports no iterations (no
-  callback): it runs to its own end, and its time and counts are those of the whole run.
+  callback); its crossing is the first evaluated point with J <= target, found by
+  rerunning it with fewer evaluations allowed (the search's reruns are not counted); its
+  bwd include the Jacobian scipy evaluates at the end point once MINPACK returns.
 - time per success: the time of every run (the failed ones to their end) / successes:
   the expected cost of one success when restarting from fresh starts.
 - not reached: stopped = the optimiser stopped on its own tolerance above the target
