@@ -2,16 +2,12 @@
 
 What is measured
 ----------------
-Three problems, each from the same 10 starting points ``theta0 = net.init(seed)``,
-``seed = 0..9``, for every method (and, for the Hessian methods, both curvatures):
-
-1. XOR: the seed's 2-2-1 network (tanh hidden, sigmoid output, mse) on ``XOR_X, XOR_Y``;
-   target ``J <= 1/16``, below which every output is on the right side of 0.5.
-2. digits: 64-64-10, relu hidden, softmax output, cross-entropy, on scikit-learn's
-   ``load_digits()`` with X/16 (N=1797, 4810 parameters); target ``J <= 0.01``.
-3. regression: 8-16-1, tanh hidden, identity output, mse, on X ~ U(-1, 1)^(2000 x 8) and
-   ``y = sin(X a) + 0.5 cos(X b)`` (a, b standard normal; all from a seeded Generator);
-   target ``J <= 1e-3``, about 0.16% of var(y) (R^2 >= 0.998).
+Every method (the Hessian methods with both curvatures; lm with and without
+``x_scale=1.0``, scipy >= 1.16's default being MINPACK's column scaling ``'jac'``) from the
+same starts ``theta0 = net.init(seed)``, ``seed = 0..9``, on three problems (see
+:func:`xor_problem`, :func:`digits_problem`, :func:`regression_problem`): XOR on the seed's
+2-2-1 network to ``J <= 1/16``; digits on 64-64-10 relu/softmax to ``J <= 0.01``; a
+regression on 8-16-1 tanh (N=2000) to ``J <= 1e-3``.
 
 A run's wall time and evaluation counts are taken when the objective *first* drops to the
 target: ``train``'s callback, called once per iteration with the objective and this start's
@@ -25,16 +21,11 @@ not counted), and that run gives the time and counts.  The time starts just befo
 ``train`` is called (so it includes ``train``'s data validation and the objective at
 theta0).
 
-For mse problems lm is run twice: with scipy's default scaling (``x_scale='jac'`` for lm
-since scipy 1.16, MINPACK's column-norm scaling) and with ``x_scale=1.0`` (what trf and
-dogbox use by default), passed through ``train``'s ``options``.
-
-Budgets: ``minimize`` methods ``maxiter`` (TNC: ``maxfun``), ``least_squares``
-``max_nfev``, scipy's default tolerances otherwise; a run is also stopped once it has taken
-``--run-limit`` seconds (lm: a run that passed it is not lengthened), and a (problem,
-method) cell starts no new start once its runs have taken ``--cell-budget`` seconds (the
-table then says how many starts were run).  Methods that
-cannot run a problem in that time, or at all, are skipped with the reason printed.
+Budgets: ``maxiter`` (TNC: ``maxfun``; least squares: ``max_nfev``), scipy's default
+tolerances otherwise; a run is stopped once it has taken ``--run-limit`` seconds (lm: a run
+that passed it is not lengthened), and a (problem, method) cell begins no new start once
+its runs have taken ``--cell-budget`` seconds (the table says how many ran).  Methods too
+slow for a problem, or that cannot run it, are skipped with the reason printed.
 
 Outside reference, with no target stop: scikit-learn's ``MLPClassifier``/``MLPRegressor``
 (``solver="lbfgs", alpha=0, tol=0``) on the same data, timed to its own convergence, from
@@ -44,11 +35,8 @@ nncore's J (sklearn's squared loss is ``0.5 * mean``).  Its ``max_iter`` is half
 methods' ``maxiter``: sklearn always runs to it on the regression.
 
 Second part: one Hessian- and one Gauss-Newton-vector product as a multiple of one loss and
-gradient (:func:`harness.curvature_calls`: cached forward pass against ``fun_and_jac``, and
-the public calls against ``net.loss_and_grad``), on the regression and digits networks and
-784-256-128-10 on N=10000 synthetic rows; interleaved medians, ratios the median of the
-ratios within each repeat, and minor page faults per call (fresh memory mapped for
-temporaries can double a call's time).
+gradient (:func:`harness.curvature_calls`, :func:`harness.curvature_table`) on the
+regression and digits networks and on 784-256-128-10 with N=10000 synthetic rows.
 
 BLAS is limited to one thread by default (``--blas-threads``): on a shared 2-core machine,
 two OpenBLAS threads competing with another busy process made one 64-64-10 gradient up to
@@ -465,36 +453,24 @@ def reference_rows(
 # -- hessp / gnvp cost -------------------------------------------------------------------------
 
 
-@dataclass
-class CostCase:
-    name: str
-    net: nncore.MLP
-    X: np.ndarray
-    y: np.ndarray
-    samples: dict[str, list[float]] = field(default_factory=dict)  # seconds per call
-    faults: dict[str, list[float]] = field(default_factory=dict)  # minor page faults per call
-
-
-def cost_cases(quick: bool, regression: Problem) -> list[CostCase]:
+def cost_part(quick: bool, regression: Problem, args: argparse.Namespace) -> list[h.CurvatureCost]:
+    """The regression network's :func:`harness.curvature_calls`, and (not quick) the digits
+    and 784-256-128-10 networks', sampled in turn until the repeats or the case's time
+    budget (after ``min_repeats``) are used up."""
     p = regression
-    cases = [CostCase(f"8-16-1 regression, N={len(p.X)}", p.net, p.X, p.y)]
+    cases = [(f"8-16-1 regression, N={len(p.X)}", p.net, p.X, p.y)]
     if not quick:
         p = digits_problem()
-        cases.append(CostCase("64-64-10 digits, N=1797", p.net, p.X, p.y))
         big = nncore.MLP([784, 256, 128, 10], activation="relu", loss="cross_entropy")
-        cases.append(
-            CostCase("784-256-128-10 synthetic, N=10000", big, *h.synthetic_data(10000, 784))
-        )
-    return cases
-
-
-def bench_cost(case: CostCase, args: argparse.Namespace) -> None:
-    """Sample every competitor of :func:`harness.curvature_calls` in turn, order rotated each
-    repeat, until the repeats or the case's time budget (after ``min_repeats``) are used up."""
-    competitors = h.curvature_calls(case.net, case.X, case.y, seed=7)
-    _, case.samples, case.faults = h.interleave(
-        competitors, args.sample_ms / 1e3, args.repeats, args.min_repeats, args.cost_budget
-    )
+        cases.append(("64-64-10 digits, N=1797", p.net, p.X, p.y))
+        cases.append(("784-256-128-10 synthetic, N=10000", big, *h.synthetic_data(10000, 784)))
+    timing = {"sample_s": args.sample_ms / 1e3, "repeats": args.repeats}
+    timing |= {"min_repeats": args.min_repeats, "budget_s": args.cost_budget}
+    costs = []
+    for case in cases:
+        print(f"[bench] cost: {case[0]}", file=sys.stderr, flush=True)
+        costs.append(h.curvature_cost(*case, seed=7, **timing))
+    return costs
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -568,30 +544,6 @@ def winners(cells: list[Cell]) -> list[str]:
     ]
 
 
-def cost_table(cases: list[CostCase]) -> list[str]:
-    head = ["network", "n_params", h.FJ, h.HP, h.GN, "hessp / fj", "gnvp / fj"]
-    head += [h.LG, h.HP_PUB, h.GN_PUB, "hessp / l&g", "gnvp / l&g"]
-    head += ["page faults/call (fj, hessp, gnvp; l&g, net.hessp, net.gnvp)", "repeats"]
-    rows = []
-    for case in cases:
-        s = case.samples
-        faults = {k: f"{statistics.median(f):.0f}" for k, f in case.faults.items()}
-        rows.append(
-            [case.name, str(case.net.n_params)]
-            + [fmt_time(statistics.median(s[k])) for k in (h.FJ, h.HP, h.GN)]
-            + [f"{h.paired_ratio(s, k, h.FJ):.2f}x" for k in (h.HP, h.GN)]
-            + [fmt_time(statistics.median(s[k])) for k in (h.LG, h.HP_PUB, h.GN_PUB)]
-            + [f"{h.paired_ratio(s, k, h.LG):.2f}x" for k in (h.HP_PUB, h.GN_PUB)]
-            + [
-                ", ".join(faults[k] for k in (h.FJ, h.HP, h.GN))
-                + "; "
-                + ", ".join(faults[k] for k in (h.LG, h.HP_PUB, h.GN_PUB))
-            ]
-            + [str(len(s[h.FJ]))]
-        )
-    return md_table(head, rows)
-
-
 TABLE_NOTES = """\
 - reached: starts whose objective fell to the target within the budgets / starts run.
 - median time, iters, fwd, bwd, Hv: medians over the starts that reached the target, at
@@ -611,19 +563,6 @@ TABLE_NOTES = """\
   stopped it; the table counts the work up to the crossing.  For dogleg it is one full
   Hessian (n_params products) that scipy's trust-region driver evaluates at the final
   point to return it as `result.hess`."""
-
-COST_NOTES = (
-    "fun_and_jac (uncached): an `Objective` alternating between two thetas, so every "
-    "call is a forward and a backward pass; hessp/gnvp (cached fwd): the same "
-    "`Objective` kind with its forward pass at theta cached, as within one Newton-CG "
-    "or trust-region iteration.  net.*: the public calls, which validate the data and "
-    "run their own forward pass every time.  Times: median seconds per call over the "
-    "repeats; ratios: median over the repeats of the ratio within each repeat.  "
-    "Aim: one product <= 2.5x one loss and gradient.  Page faults: median minor page "
-    "faults per call; where they are in the thousands the call maps fresh memory for "
-    "its arrays each time (glibc returning freed memory to the OS), which can double "
-    "its time and depends on what the process allocated before."
-)
 
 
 def anomalies(key: str, cells: list[Cell]) -> list[str]:
@@ -673,8 +612,8 @@ def report(problems, cells, refs, costs, args: argparse.Namespace, header: list[
         failures += anomalies(p.key, cells[p.key])
     out += [TABLE_NOTES, "", "Errors and anomalies:", "", *(failures or ["- none"]), ""]
     if costs:
-        out += ["### Cost of one curvature-vector product", "", *cost_table(costs), ""]
-        out += [COST_NOTES, ""]
+        out += ["### Cost of one curvature-vector product", "", *h.curvature_table(costs), ""]
+        out += [h.CURVATURE_NOTES, ""]
     return "\n".join(out)
 
 
@@ -733,10 +672,7 @@ def run_all(args: argparse.Namespace) -> str:
             cells[p.key].append(run_cell(p, variant, starts, args))
         print(f"[bench] {p.key}: sklearn reference", file=sys.stderr, flush=True)
         refs[p.key] = reference_rows(p, starts, args)
-    costs = [] if args.no_cost else cost_cases(args.quick, problems[-1])
-    for case in costs:
-        print(f"[bench] cost: {case.name}", file=sys.stderr, flush=True)
-        bench_cost(case, args)
+    costs = [] if args.no_cost else cost_part(args.quick, problems[-1], args)
     header += [
         f"- load average after: {h.load_average()}",
         f"- wall time of this run: {time.perf_counter() - t0:.0f} s",

@@ -514,6 +514,8 @@ def sklearn_loss_grad(
 
 FJ, HP, GN = "fun_and_jac (uncached)", "hessp (cached fwd)", "gnvp (cached fwd)"
 LG, HP_PUB, GN_PUB = "net.loss_and_grad", "net.hessp", "net.gnvp"
+CURVATURE_KEYS = (FJ, HP, GN, LG, HP_PUB, GN_PUB)
+"""What :func:`curvature_calls` returns, in its order."""
 
 
 def curvature_calls(
@@ -543,3 +545,70 @@ def curvature_calls(
         HP_PUB: lambda: net.hessp(theta, v, X, y),
         GN_PUB: lambda: net.gnvp(theta, v, X, y),
     }
+
+
+@dataclass
+class CurvatureCost:
+    """Interleaved samples of the :func:`curvature_calls` of one network: per competitor the
+    seconds and the minor page faults per call of every repeat."""
+
+    name: str
+    n_params: int
+    samples: dict[str, list[float]]
+    faults: dict[str, list[float]]
+
+    def median(self, key: str) -> float:
+        return statistics.median(self.samples[key])
+
+
+def curvature_cost(
+    name: str,
+    net: nncore.MLP,
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    keys: Any = CURVATURE_KEYS,
+    **timing: Any,
+) -> CurvatureCost:
+    """Sample the :func:`curvature_calls` named in ``keys`` in turn (:func:`interleave`, whose
+    arguments ``timing`` holds)."""
+    calls = curvature_calls(net, X, y, seed)
+    _, samples, faults = interleave({k: calls[k] for k in keys}, **timing)
+    return CurvatureCost(name, net.n_params, samples, faults)
+
+
+CURVATURE_NOTES = (
+    "fun_and_jac (uncached): an `Objective` alternating between two thetas, so every "
+    "call is a forward and a backward pass; hessp/gnvp (cached fwd): the same "
+    "`Objective` kind with its forward pass at theta cached, as within one Newton-CG "
+    "or trust-region iteration.  net.*: the public calls, which validate the data and "
+    "run their own forward pass every time.  Times: median seconds per call over the "
+    "repeats; ratios: median over the repeats of the ratio within each repeat.  "
+    "Aim: one product <= 2.5x one loss and gradient.  Page faults: median minor page "
+    "faults per call; where they are in the thousands the call maps fresh memory for "
+    "its arrays each time (glibc returning freed memory to the OS), which can double "
+    "its time and depends on what the process allocated before."
+)
+
+
+def curvature_table(costs: list[CurvatureCost]) -> list[str]:
+    """Every :func:`curvature_calls` competitor's median time, the products' paired ratios to
+    ``fun_and_jac`` and to ``net.loss_and_grad``, and the page faults (notes:
+    :data:`CURVATURE_NOTES`)."""
+    head = ["network", "n_params", FJ, HP, GN, "hessp / fj", "gnvp / fj"]
+    head += [LG, HP_PUB, GN_PUB, "hessp / l&g", "gnvp / l&g"]
+    head += ["page faults/call (fj, hessp, gnvp; l&g, net.hessp, net.gnvp)", "repeats"]
+    rows = []
+    for c in costs:
+        faults = {k: f"{statistics.median(f):.0f}" for k, f in c.faults.items()}
+        objective_faults = ", ".join(faults[k] for k in (FJ, HP, GN))
+        public_faults = ", ".join(faults[k] for k in (LG, HP_PUB, GN_PUB))
+        rows.append(
+            [c.name, str(c.n_params)]
+            + [fmt_time(c.median(k)) for k in (FJ, HP, GN)]
+            + [f"{paired_ratio(c.samples, k, FJ):.2f}x" for k in (HP, GN)]
+            + [fmt_time(c.median(k)) for k in (LG, HP_PUB, GN_PUB)]
+            + [f"{paired_ratio(c.samples, k, LG):.2f}x" for k in (HP_PUB, GN_PUB)]
+            + [f"{objective_faults}; {public_faults}", str(len(c.samples[FJ]))]
+        )
+    return md_table(head, rows)

@@ -88,11 +88,13 @@ CURVATURE_COLUMNS = {
 
 def curvature_costs(args) -> list[dict]:
     rows = []
+    timing = {"sample_s": args.sample_s, "repeats": args.repeats}
+    timing |= {"min_repeats": min(args.repeats, 5), "budget_s": 60.0}  # as interleaved()
     for case in h.make_cases()[1:]:
-        calls = h.curvature_calls(case.net(), case.X, case.y, seed=1)
-        competitors = {column: calls[key] for column, key in CURVATURE_COLUMNS.items()}
-        med = interleaved(competitors, args.repeats, args.sample_s)
-        rows.append({"case": case.name, **{k: med[k] / med["loss_and_grad"] for k in med}})
+        net, keys = case.net(), CURVATURE_COLUMNS.values()
+        cost = h.curvature_cost(case.name, net, case.X, case.y, 1, keys, **timing)
+        ratios = {col: cost.median(k) / cost.median(h.LG) for col, k in CURVATURE_COLUMNS.items()}
+        rows.append({"case": case.name, **ratios})
     return rows
 
 

@@ -37,16 +37,18 @@ def test_run_all_xor_parts_run():
 
 
 def test_bench_methods_quick_runs(tmp_path):
-    """The XOR and regression tables, with the counts read through train's callback."""
+    """The XOR and regression tables, with the counts read through train's callback (lm's
+    through its search over max_nfev), and the curvature cost table."""
     runs = tmp_path / "runs.json"
-    out = run_script(
-        "bench_methods.py", "--quick", "--starts", "1", "--no-cost", "--json", str(runs)
-    )
+    out = run_script("bench_methods.py", "--quick", "--starts", "1", "--json", str(runs))
     head = "| method | reached | median time | time per success | median iters | median fwd |"
     assert out.count(head) == 2 and "| lm (x_scale=1) |" in out and "| dogleg (GN) |" in out
-    cells = json.loads(runs.read_text())["problems"]["xor"]["cells"]
-    reached = [r for c in cells for r in c["runs"] if r["outcome"] == "reached"]
+    assert "| hessp / fj | gnvp / fj |" in out and "| 8-16-1 regression, N=500 |" in out
+    problems = json.loads(runs.read_text())["problems"]
+    reached = [r for c in problems["xor"]["cells"] for r in c["runs"] if r["outcome"] == "reached"]
     assert reached and all(r["nfev"] >= 1 and r["njev"] >= 1 for r in reached)
+    (lm,) = [c for c in problems["regression"]["cells"] if c["method"] == "lm"]
+    assert [r["outcome"] for r in lm["runs"]] in (["reached"], ["time limit"])
 
 
 def test_xor_starts_runs():
