@@ -257,8 +257,8 @@ class Watch:
         self.last_fun = float(r.fun)
         if self.last_fun <= self.target:
             counts = (int(r.nfev), int(r.njev), int(r.nhev))
-            self.hit = Run(self.start, "reached", now - self.t0, self.last_fun, self.iterations)
-            self.hit.nfev, self.hit.njev, self.hit.nhev = counts
+            seconds = now - self.t0
+            self.hit = Run(self.start, "reached", seconds, self.last_fun, self.iterations, *counts)
             raise StopIteration
         if now - self.t0 > self.time_limit:
             self.timed_out = True
@@ -328,7 +328,8 @@ def run_lm(
     evaluations makes the first ``k`` of the uncut run and returns its last accepted point,
     and the first evaluated point at or below the target is accepted (a decrease, unless its
     actual/predicted reduction ratio is below 1e-4): the run cut there is the cost to it,
-    with one Jacobian more, which scipy evaluates at the end point once MINPACK returns."""
+    with one Jacobian more, which scipy evaluates at the end point once MINPACK returns.  A
+    crossing later than ``args.run_limit`` seconds is a time limit, as for the others."""
     lo, k = 0, 1
     while True:
         result, seconds = train_once(problem, variant, theta0, {"max_nfev": k})
@@ -347,7 +348,10 @@ def run_lm(
             hi, best = mid, (result, seconds)
         else:
             lo = mid
-    return ended(start, *best, None, problem.target)
+    result, seconds = best
+    if seconds > args.run_limit:
+        return Run(start, "time limit", seconds, float(result.fun))
+    return ended(start, result, seconds, None, problem.target)
 
 
 @dataclass
