@@ -82,8 +82,11 @@ def train(
         Passed to ``minimize`` as ``options``, or to ``least_squares`` as keywords.
     callback : callable, optional
         Called once per iteration as ``callback(intermediate_result)`` with an
-        ``OptimizeResult`` holding ``x`` and ``fun`` (the objective), for every method but
-        ``lm``, which MINPACK runs without callbacks.
+        ``OptimizeResult`` holding ``x``, ``fun`` (the objective) and ``nfev``, ``njev``,
+        ``nhev``: the forward passes, backward passes and curvature-vector products of this
+        start so far, as the result's counts below; for every method but ``lm``, which
+        MINPACK runs without callbacks (its counts are the result's).  Raising
+        ``StopIteration`` ends the start with a result at that point, for every method.
     n_starts : int, default 1
         Run from up to this many starting points (``theta0``, then ``net.init`` draws)
         and return the best.  Small networks have basins that end on a plateau (the
@@ -202,7 +205,8 @@ def _run(
     def record(x: np.ndarray, fun: float, notify: bool = True) -> None:
         history.append(float(fun))
         if callback is not None and notify:
-            callback(OptimizeResult(x=x, fun=fun))
+            counts = {"nfev": objective.nfev, "njev": objective.njev, "nhev": objective.nhev}
+            callback(OptimizeResult(x=x, fun=fun, **counts))
 
     if method in LEAST_SQUARES_METHODS:
         result = _least_squares(objective, x0, method, options, record)

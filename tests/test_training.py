@@ -101,6 +101,38 @@ def test_history_has_one_entry_per_iteration_and_callback_sees_each():
     assert np.all(np.diff(res.history) <= 0)  # BFGS's line search only accepts descent
 
 
+@pytest.mark.parametrize("method", ["BFGS", "TNC", "Newton-CG", "dogleg", "trf"])
+def test_callback_sees_the_counts_of_this_start_so_far(method):
+    """The callback's ``nfev``, ``njev``, ``nhev`` are the objective's counts at that
+    iteration: they never fall, the last is at most the result's, and a run stopped at its
+    first callback returns exactly the counts it saw (but dogleg: after a stop, scipy's
+    trust-region driver evaluates the Hessian once more to return it, n_params products)."""
+    net = seed_net()
+    seen = []
+    res = nncore.train(
+        net,
+        XOR_X,
+        XOR_Y,
+        method=method,
+        seed=3,
+        callback=lambda r: seen.append((r.nfev, r.njev, r.nhev)),
+    )
+    counts = np.array(seen)
+    assert len(seen) == len(res.history) - 1 >= 2
+    assert np.all(np.diff(counts, axis=0) >= 0) and np.all(counts[0, :2] >= 1)
+    assert np.all(counts[-1] <= [res.nfev, res.njev, res.nhev])
+    assert (counts[:, 2] > 0).all() == (method in ("Newton-CG", "dogleg"))
+
+    def stop(intermediate_result):
+        r = intermediate_result
+        seen[:] = [(r.nfev, r.njev, r.nhev)]
+        raise StopIteration
+
+    res = nncore.train(net, XOR_X, XOR_Y, method=method, seed=3, callback=stop)
+    after_stop = (0, 0, net.n_params if method == "dogleg" else 0)
+    assert (res.nfev, res.njev, res.nhev) == tuple(np.add(seen[0], after_stop))
+
+
 def test_theta0_is_not_modified_and_seed_reproduces():
     net = seed_net()
     theta0 = net.init(7)
