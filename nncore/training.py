@@ -220,6 +220,21 @@ def train(
     return _best_of(results, monitor, stopped)
 
 
+def max_iter_options(method: str, max_iter: int) -> dict[str, int]:
+    """The ``options`` that cap ``method`` at ``max_iter`` iterations: ``maxiter`` for
+    ``minimize``, ``maxfun`` for TNC (which counts evaluations), ``max_nfev`` for the
+    least-squares methods (evaluations too).
+
+    >>> max_iter_options("lm", 50), max_iter_options("bfgs", 50)
+    ({'max_nfev': 50}, {'maxiter': 50})
+    """
+    method = _check_method(method)
+    _check_int("max_iter", max_iter, 1)
+    if method in LEAST_SQUARES_METHODS:
+        return {"max_nfev": max_iter}
+    return {"maxfun": max_iter} if method == "TNC" else {"maxiter": max_iter}
+
+
 def _check_int(name: str, value: Any, least: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
