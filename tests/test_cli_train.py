@@ -162,7 +162,10 @@ def test_conventions_version_help_module_and_option_errors():
     assert bad.returncode == 2 and "argument --seed: must be an integer, got 'abc'" in bad.stderr
     assert "_count" not in bad.stderr
     bad = run("train", "x.csv", "--target", "y", "--validation", "2")
-    assert bad.returncode == 2 and "argument --validation: must be a number between 0 and 1, got '2'" in bad.stderr
+    assert (
+        bad.returncode == 2
+        and "argument --validation: must be a number between 0 and 1, got '2'" in bad.stderr
+    )
     bad = run("train", "x.csv")
     assert bad.returncode == 2 and "--target COLUMN is required" in bad.stderr
 
