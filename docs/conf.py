@@ -19,8 +19,6 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
-# docs/benchmarks.md links to result files in benchmarks/results/, outside the site's tree
-suppress_warnings = ["myst.xref_missing"]
 exclude_patterns = [
     "_build",
     "auto_examples/*.ipynb",
