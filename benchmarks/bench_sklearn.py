@@ -35,9 +35,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
-import timing  # noqa: E402
+import harness  # noqa: E402  (puts this checkout first on sys.path)
 
 import nncore  # noqa: E402
 from nncore.interop import sklearn_l2, sklearn_loss_scale  # noqa: E402
@@ -312,12 +311,12 @@ def table(results) -> str:
     for res in results:
         label = f"{res['data']} ({res['n_train']}, {'-'.join(map(str, res['sizes']))})"
         for row in res["rows"]:
-            t = timing.fmt_time(row["seconds"])
+            t = harness.fmt_time(row["seconds"])
             reached = (
                 "yes" if row["reached"] else "no, time cap" if row["capped"] else "no, stopped"
             )
             if "without_compile_s" in row:
-                t += f" ({timing.fmt_time(row['without_compile_s'])} compiled)"
+                t += f" ({harness.fmt_time(row['without_compile_s'])} compiled)"
             lines.append(
                 f"| {label} | {row['competitor']} | {t} | {row['ratio']:.2f} | {row['loss']:.6g} | "
                 f"{reached} | {row['score']:.4f} | {row['iter']} |"
@@ -339,8 +338,8 @@ def main(argv=None) -> int:
     methods = ["L-BFGS-B", "CG"] if args.quick else METHODS
     with_optax = not (args.quick or args.no_optax)
     results = [bench(name, repeats, methods, with_optax) for name in args.data]
-    print(timing.run_stamp())
-    print(f"- repeats: {repeats} (medians), load average {timing.load_average()}\n")
+    print(harness.run_stamp())
+    print(f"- repeats: {repeats} (medians), load average {harness.load_average()}\n")
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

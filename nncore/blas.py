@@ -11,9 +11,9 @@ The optimiser's own linear algebra is vector work on ``n_params`` numbers, which
 nothing from threads; so :func:`limit_scipy_blas` limits every BLAS library except numpy's to
 one thread, with threadpoolctl, and leaves numpy's (the matrix products of the network) as
 it is.  :func:`nncore.train` runs inside it.  Without threadpoolctl (``pip install
-threadpoolctl``, or ``pip install ".[threads]"`` in a checkout of nncore), or when numpy's BLAS
-cannot be told apart (a single shared library, as conda installs it, where the problem does
-not arise), it changes nothing.
+threadpoolctl``; the ``threads`` extra of a checkout), or when numpy's BLAS cannot be told apart
+(a single shared library, as conda installs it, where the problem does not arise), it changes
+nothing.
 """
 
 from __future__ import annotations

@@ -31,7 +31,10 @@ try:
     import jax.numpy as jnp
     from jax.scipy.special import erf as _erf
 except ImportError as err:  # pragma: no cover - exercised only without jax
-    raise ImportError('nncore.jax_reference needs JAX: pip install "nncore[jax]"') from err
+    raise ImportError(
+        "nncore.jax_reference needs JAX: pip install jax jaxlib "
+        '(or pip install ".[jax]" in a checkout of nncore)'
+    ) from err
 
 jax.config.update("jax_enable_x64", True)
 try:  # pin CPU; harmless failure if a backend is already initialised

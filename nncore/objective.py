@@ -115,7 +115,8 @@ class Objective:
             except ImportError as err:  # pragma: no cover - exercised only without it
                 raise ImportError(
                     "n_jobs > 1 needs threadpoolctl to keep BLAS to one thread per worker: "
-                    'pip install "nncore[threads]"'
+                    'pip install threadpoolctl (or pip install ".[threads]" in a checkout of '
+                    "nncore)"
                 ) from err
             self._blas = ThreadpoolController()  # once: it searches every loaded library
         self._overflow_ok = False  # see _finite

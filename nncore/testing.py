@@ -22,7 +22,10 @@ try:
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 except ImportError as err:  # pragma: no cover - exercised only without hypothesis
-    raise ImportError('nncore.testing needs Hypothesis: pip install "nncore[test]"') from err
+    raise ImportError(
+        "nncore.testing needs Hypothesis: pip install hypothesis "
+        '(or pip install ".[test]" in a checkout of nncore)'
+    ) from err
 
 import numpy as np
 

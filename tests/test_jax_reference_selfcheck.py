@@ -302,7 +302,8 @@ def test_import_error_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", None)
     spec = importlib.util.spec_from_file_location("_jr_nojax", pathlib.Path(jr.__file__))
     mod = importlib.util.module_from_spec(spec)
-    with pytest.raises(ImportError, match=r'pip install "nncore\[jax\]"'):
+    message = r'needs JAX: pip install jax jaxlib \(or pip install "\.\[jax\]" in a checkout'
+    with pytest.raises(ImportError, match=message):
         spec.loader.exec_module(mod)
 
 

@@ -197,8 +197,6 @@ class BaseMLP(BaseEstimator):
         self
         """
         p = self._checked_params()
-        if self.early_stopping and p["method"] == "lm":
-            raise ValueError("early_stopping needs a method with a callback; 'lm' has none")
         X, y = validate_data(
             self, X, y, dtype=np.float64, multi_output=True, y_numeric=not self._is_classifier
         )

@@ -52,7 +52,7 @@ _PARAMS_DOC = """
         Hold out ``validation_fraction`` of the data (stratified for classifiers), score it
         after every iteration (accuracy or R²), stop once the score has not improved on the
         best by ``tol`` for more than ``n_iter_no_change`` iterations (scikit-learn's rule)
-        and keep the weights of the best score.  Every method but ``lm`` (no callback).
+        and keep the weights of the best score.  Every method (through ``train``'s callback).
     validation_fraction : float, default 0.1
     n_iter_no_change : int, default 10
     warm_start : bool, default False

@@ -26,7 +26,10 @@ from ._report import GradientReport
 KINK_ROUNDING = 1e3
 """A relu-like pre-activation within ``KINK_ROUNDING * eps`` times the size of its terms of 0
 may land on either side of the kink depending on the order of summation."""
-JAX_MISSING = 'JAX reference skipped: JAX is not installed (pip install "nncore[jax]")'
+JAX_MISSING = (
+    "JAX reference skipped: JAX is not installed (pip install jax jaxlib, "
+    'or pip install ".[jax]" in a checkout of nncore)'
+)
 """The note of a network check made without JAX."""
 
 
