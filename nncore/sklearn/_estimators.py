@@ -69,7 +69,7 @@ _PARAMS_DOC = """
     out_activation_ : str
         scikit-learn's name: "identity", "logistic" or "softmax".
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Only when ``X`` had string column names.
     loss_ : float
         scikit-learn's objective at the returned weights on the training data.
@@ -82,7 +82,7 @@ _PARAMS_DOC = """
     best_validation_score_ : float or None
     n_iter_ : int
     net_ : nncore.MLP
-    theta_ : ndarray of shape (net_.n_params,)
+    theta_ : ndarray of shape ``(net_.n_params,)``
     optimize_result_ : scipy.optimize.OptimizeResult
         :func:`nncore.train`'s result of the kept run.
 """
@@ -204,6 +204,21 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             return np.hstack([1.0 - output, output])
         return output
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy of ``predict(X)`` against ``y`` (multilabel: rows entirely right).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : array_like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array_like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        return super().score(X, y, sample_weight)
+
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """``log(predict_proba(X))``, shape (n_samples, n_classes)."""
         with np.errstate(divide="ignore"):
@@ -244,6 +259,21 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     def _encoded_score(self, output: np.ndarray, Y: np.ndarray, sw: Any) -> float:
         return float(r2_score(Y, output.reshape(Y.shape), sample_weight=sw))
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R² of ``predict(X)`` against ``y`` (several outputs: their uniform average).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : array_like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array_like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        return super().score(X, y, sample_weight)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted values.
