@@ -12,6 +12,7 @@ from scipy.optimize import OptimizeResult, least_squares, minimize
 
 from ._validation import check_seed, check_theta
 from .blas import limit_scipy_blas
+from .distributed import DaskObjective, is_dask_array
 from .network import MLP
 from .objective import Objective, architecture_of
 
@@ -51,6 +52,7 @@ def train(
     curvature: str = "exact",
     chunk_size: int | None = None,
     n_jobs: int = 1,
+    client: Any = None,
 ) -> OptimizeResult:
     """Minimise the network's objective with ``scipy.optimize``.
 
@@ -99,6 +101,10 @@ def train(
         same objective to round-off, in memory bounded by the chunk (see
         :class:`~nncore.objective.Objective`).  Not for the least-squares methods, whose
         Jacobian holds every row.
+    client : distributed.Client or str, optional
+        With ``X`` a dask array (or with ``client`` given), the data stay on the Dask cluster
+        and every evaluation runs there (:class:`~nncore.distributed.DaskObjective`, chunked
+        as the dask array is); the least-squares methods gather the rows to the client.
 
     Returns
     -------
@@ -140,14 +146,22 @@ def train(
             raise ValueError(f"target must be a finite number or None, got {target}")
     check_seed(seed)
     first = None if theta0 is None else check_theta(theta0, net.n_params).copy()
-    batch = net.batch(X, y, sample_weight)  # validate once; every start reuses it
+    on_dask = is_dask_array(X) or client is not None
+    if on_dask and (chunk_size is not None or n_jobs != 1):
+        raise ValueError("chunk_size and n_jobs are for in-memory data: dask arrays bring chunks")
+    # validate once; every start reuses it
+    shared = DaskObjective(net, X, y, sample_weight, client) if on_dask else None
+    batch = None if on_dask else net.batch(X, y, sample_weight)
     rng = np.random.default_rng(seed)
 
     results = []
     with limit_scipy_blas():  # scipy's own BLAS on one thread: see nncore.blas
         for k in range(n_starts):
             x0 = first if (k == 0 and first is not None) else net.init(rng)
-            objective = Objective.from_batch(net, batch, chunk_size, n_jobs)
+            if shared is not None:
+                objective = shared.fresh()
+            else:
+                objective = Objective.from_batch(net, batch, chunk_size, n_jobs)
             result = _run_checked(objective, x0, method, curvature, options, callback)
             result.nfev, result.njev = objective.nfev, objective.njev
             result.nhev = objective.nhev
