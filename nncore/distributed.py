@@ -14,9 +14,11 @@ chunk of rows come from the chunk passes of :mod:`nncore.objective` (``chunk_for
    as the chunked ``Objective`` does.
 2. Per evaluation: theta (and ``v`` for a product) is scattered to every worker once
    (``broadcast=True``); each chunk's task returns its partial sums (``sum omega_i l_i``,
-   the gradient or product without l2), a tree of fixed fan-in adds them in chunk order,
-   and the client receives one tuple of ``n_params`` floats and a scalar, to which it adds
-   the l2 term.
+   the gradient or product without l2); a tree of fan-in :data:`FAN_IN` adds them in chunk
+   order, its levels on the workers and its root on the client, which so receives at most
+   ``FAN_IN`` tuples of ``n_params`` floats and a scalar, whatever ``N``, and adds the l2
+   term.  The tree is fixed by the chunk order alone, and a chunk gives the same bits on
+   any worker, so results are identical from run to run and between cluster sizes.
 
 The forward cache of the last theta stays on the workers, one per chunk, so that ``jac``
 or ``hessp`` after ``fun`` at the same theta runs no second forward pass.  Dask is imported
@@ -61,7 +63,9 @@ float64 rows, targets and weights, plus the forward cache of every row) is at mo
 fraction of the workers' summed memory limit; otherwise they stay where they are (on disk)
 and every evaluation reads them again."""
 FAN_IN = 8
-"""Partial sums are added in groups of this many consecutive chunks, level by level."""
+"""Partial sums are added in groups of this many consecutive chunks, level by level on the
+workers, until at most this many remain, which the client adds (a level of tasks costs a
+scheduling round trip, the client's sum of 8 vectors nothing)."""
 MAX_GATHER_BYTES = 2**30
 """The least-squares methods need the residual Jacobian on the client; it is built only when
 it takes at most this many bytes (1 GiB)."""
@@ -452,8 +456,10 @@ class DaskObjective(Objective):
         """The results of ``futures``, waiting at most ``timeout`` for each."""
         _, distributed = _dask()
         single = not isinstance(futures, list)
+        futures = [futures] if single else futures
         try:
-            done = [f.result(timeout=self.timeout) for f in ([futures] if single else futures)]
+            distributed.wait(futures, timeout=self.timeout)
+            done = self.client.gather(futures)  # raises a task's error
         except (TimeoutError, distributed.TimeoutError) as err:
             raise TimeoutError(
                 f"a Dask computation did not finish within timeout={self.timeout} s (is the "
@@ -489,12 +495,12 @@ class DaskObjective(Objective):
                 norm=self._norm,
                 pure=False,
             )
-            while len(level) > 1:
+            while len(level) > FAN_IN:  # the tree's levels on the workers
                 level = [
                     client.submit(_add, *level[i : i + FAN_IN], pure=False)
                     for i in range(0, len(level), FAN_IN)
                 ]
-            return list(self._gather(level[0]))
+            return _add(*self._gather(level))  # and its root on the client
         except RuntimeError as err:
             # scattered data lost with every worker that held them: scatter again
             if retries and isinstance(err.__cause__, CancelledError):
