@@ -15,10 +15,11 @@ chunk of rows come from the chunk passes of :mod:`nncore.objective` (``chunk_for
 2. Per evaluation: theta (and ``v`` for a product) is scattered to every worker once
    (``broadcast=True``); each chunk's task returns its partial sums (``sum omega_i l_i``,
    the gradient or product without l2); a tree of fan-in :data:`FAN_IN` adds them in chunk
-   order, its levels on the workers and its root on the client, which so receives at most
-   ``FAN_IN`` tuples of ``n_params`` floats and a scalar, whatever ``N``, and adds the l2
-   term.  The tree is fixed by the chunk order alone, and a chunk gives the same bits on
-   any worker, so results are identical from run to run and between cluster sizes.
+   order, its levels on the workers and, for small networks, its root on the client
+   (:data:`CLIENT_SUM_BYTES`), which so receives at most ``FAN_IN`` tuples of ``n_params``
+   floats and a scalar, whatever ``N``, and adds the l2 term.  The tree is fixed by the
+   chunk order alone, and a chunk gives the same bits on any worker, so results are
+   identical from run to run and between cluster sizes.
 
 The forward cache of the last theta stays on the workers, one per chunk, so that ``jac``
 or ``hessp`` after ``fun`` at the same theta runs no second forward pass.  Dask is imported
@@ -63,12 +64,14 @@ float64 rows, targets and weights, plus the forward cache of every row) is at mo
 fraction of the workers' summed memory limit; otherwise they stay where they are (on disk)
 and every evaluation reads them again."""
 FAN_IN = 8
-"""Partial sums are added in groups of this many consecutive chunks, level by level on the
-workers, until at most this many remain, which the client adds (a level of tasks costs a
-scheduling round trip, the client's sum of 8 vectors nothing)."""
+"""Partial sums are added in groups of this many consecutive chunks, level by level."""
 MAX_GATHER_BYTES = 2**30
 """The least-squares methods need the residual Jacobian on the client; it is built only when
 it takes at most this many bytes (1 GiB)."""
+CLIENT_SUM_BYTES = 2**18
+"""The last level of the tree is added on the client when its partial sums take at most this
+many bytes together (256 KiB: 8 gradients of 4,000 parameters); larger ones are added on
+the workers down to one, so that the client receives a single vector."""
 KEEP_STATES = 4
 """A worker keeps the forward caches of this many objectives at most (the most recent)."""
 
@@ -135,6 +138,16 @@ class _Source(NamedTuple):
             return None if a is None else a.blocks[index].compute(scheduler="sync")
 
         return block(self.X), block(self.y), block(self.w)
+
+
+class _Box:
+    """One object scattered as one piece (``distributed`` scatters the items of a tuple,
+    a NamedTuple's too, as separate pieces)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 class _Rows(NamedTuple):
@@ -225,7 +238,9 @@ def _load(data: Any, index: int, start: int, stop: int, arch: Any, norm: tuple) 
     """A chunk's :class:`Batch`: the persisted one, or read from the source again."""
     if isinstance(data, Batch):
         return data
-    return _weighted(_validated(*data.chunk(index), arch, start, stop, index), *norm)
+    arch = arch.value if isinstance(arch, _Box) else arch
+    source = data.value
+    return _weighted(_validated(*source.chunk(index), arch, start, stop, index), *norm)
 
 
 def _evaluate(data, index, start, stop, theta, v, what, arch, token, norm):
@@ -234,6 +249,7 @@ def _evaluate(data, index, start, stop, theta, v, what, arch, token, norm):
     if not all(a.flags.aligned for a in batch):  # moved here from another worker
         batch = Batch(*map(_aligned, batch))
     state = _state(token, index) if isinstance(data, Batch) else _State()
+    arch = arch.value
     if state.ws is None:
         state.ws = Workspace(arch, batch.X.shape[0])
     ws, params = state.ws, arch.layout.unpack(theta)
@@ -370,7 +386,7 @@ class DaskObjective(Objective):
         ends = np.cumsum((0,) + rows)
         self.row_ranges = [(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:])]
         self._token = uuid.uuid4().hex
-        self._arch_f = self._scatter(arch)
+        self._arch_f = self._scatter(_Box(arch))
         self.persisted = self._fits(persist, N)
 
         # validate every chunk on the workers, and add the weight totals in chunk order
@@ -396,7 +412,8 @@ class DaskObjective(Objective):
             self._data = client.map(_weighted, raw, total=total, scale=scale, pure=False)
             distributed.wait(self._data, timeout=self.timeout)
         else:
-            self._data = self._scatter(_Source(Xd, yd, wd))
+            self._source = _Box(_Source(Xd, yd, wd))
+            self._data = self._scatter(self._source)
         del raw, checked
         self._reset()
 
@@ -495,16 +512,24 @@ class DaskObjective(Objective):
                 norm=self._norm,
                 pure=False,
             )
-            while len(level) > FAN_IN:  # the tree's levels on the workers
+            # the tree's levels on the workers, and its root on the client when what
+            # remains is small (a level of tasks costs a scheduling round trip)
+            size = 8 * (self.arch.n_params if what != "fun" else 1)
+            if what.startswith("hess_"):
+                size *= self.arch.n_params
+            while len(level) > 1 and len(level) * size > CLIENT_SUM_BYTES or len(level) > FAN_IN:
                 level = [
                     client.submit(_add, *level[i : i + FAN_IN], pure=False)
                     for i in range(0, len(level), FAN_IN)
                 ]
-            return _add(*self._gather(level))  # and its root on the client
+            return _add(*self._gather(level))
         except RuntimeError as err:
-            # scattered data lost with every worker that held them: scatter again
+            # scattered data lost with every worker that held them: scatter them again, once
             if retries and isinstance(err.__cause__, CancelledError):
                 self._theta_f = None
+                self._arch_f = self._scatter(_Box(self.arch))
+                if not self.persisted:
+                    self._data = self._scatter(self._source)
                 return self._run(what, v, retries - 1)
             raise
 

@@ -50,6 +50,17 @@ def client():
     cluster.close()
 
 
+@pytest.fixture(scope="module")
+def one_worker():
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
 def close(a, b, rtol=RTOL):
     a, b = np.asarray(a), np.asarray(b)
     scale = max(float(np.abs(b).max()), np.finfo(float).tiny)
@@ -137,7 +148,7 @@ def test_the_forward_cache_stays_on_the_workers(client):
     )
 
 
-def test_bit_for_bit_across_runs_and_worker_counts(client):
+def test_bit_for_bit_across_runs_and_worker_counts(client, one_worker):
     net, X, y, w = small_problem(seed=1)
     chunks = (50, 80, 20, 150)
     theta, v = net.init(3), np.linspace(-1, 1, net.n_params)
@@ -148,13 +159,7 @@ def test_bit_for_bit_across_runs_and_worker_counts(client):
         return [np.array([J]), g, obj.hessp(theta, v), obj.gnvp(theta, v)]
 
     first, second = results(client), results(client)
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as one,
-        distributed.Client(one) as c1,
-    ):
-        single = results(c1)
+    single = results(one_worker)
     for a, b, c in zip(first, second, single):
         assert np.array_equal(a, b) and np.array_equal(a, c)
 
@@ -254,6 +259,19 @@ def test_a_killed_worker_is_survived_with_the_same_result(client):
     assert np.array_equal(hit.x, calm.x) and hit.fun == calm.fun and hit.nit == calm.nit
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
     assert killed[0] not in client.run(os.getpid).values()
+
+
+@pytest.mark.parametrize("persist", [True, False])
+def test_a_lone_worker_killed_takes_theta_with_it_and_it_is_sent_again(one_worker, persist):
+    net, X, y, w = small_problem(seed=7)
+    obj = nd.DaskObjective(net, X, y, w, client=one_worker, chunk_size=60, persist=persist)
+    theta, v = net.init(0), np.ones(net.n_params)
+    before = obj.hessp(theta, v)
+    (pid,) = one_worker.run(os.getpid).values()
+    os.kill(pid, signal.SIGKILL)  # theta, v and the architecture were only there
+    time.sleep(0.5)
+    assert np.array_equal(obj.hessp(theta, v), before)
+    one_worker.wait_for_workers(1, timeout=60)
 
 
 def test_data_from_disk_memmap_and_zarr(client, tmp_path):
