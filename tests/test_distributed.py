@@ -39,26 +39,25 @@ MINIMUM_X_RTOL = 1e-4
 weakly curved directions (the l2 term, 1e-3, bounds them from below)."""
 
 
-@pytest.fixture(scope="module")
-def client():
+def process_cluster(n_workers):
+    """A client of a LocalCluster of ``n_workers`` process workers, one thread each."""
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
     )
     client = distributed.Client(cluster)
     yield client
     client.close()
     cluster.close()
+
+
+@pytest.fixture(scope="module")
+def client():
+    yield from process_cluster(2)
 
 
 @pytest.fixture(scope="module")
 def one_worker():
-    cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
-    )
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
+    yield from process_cluster(1)
 
 
 def close(a, b, rtol=RTOL):
