@@ -216,11 +216,11 @@ class _State:
         self.value = 0.0
 
 
-_STATES: OrderedDict[str, dict[int, _State]] = OrderedDict()
+_STATES: OrderedDict[str, dict[Any, _State]] = OrderedDict()
 _STATES_LOCK = threading.Lock()
 
 
-def _state(token: str, index: int) -> _State:
+def _state(token: str, index: Any) -> _State:
     with _STATES_LOCK:
         states = _STATES.pop(token, None) or {}
         _STATES[token] = states  # the most recently used last
@@ -248,7 +248,11 @@ def _evaluate(data, index, start, stop, theta, v, what, arch, token, norm):
     batch = _load(data, index, start, stop, arch, norm)
     if not all(a.flags.aligned for a in batch):  # moved here from another worker
         batch = Batch(*map(_aligned, batch))
-    state = _state(token, index) if isinstance(data, Batch) else _State()
+    if isinstance(data, Batch):  # persisted: the chunk's forward cache is kept
+        state = _state(token, index)
+    else:  # read again: only the buffers are kept, one set per chunk length and thread
+        state = _state(token, (-batch.X.shape[0], threading.get_ident()))
+        state.key = None
     arch = arch.value
     if state.ws is None:
         state.ws = Workspace(arch, batch.X.shape[0])
@@ -445,7 +449,11 @@ class DaskObjective(Objective):
             return bool(persist)
         arch = self.arch
         per_row = 8 * (arch.sizes[0] + arch.sizes[-1] + 1) + Workspace(arch, 1).max_nbytes
-        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        try:
+            info = self.client.scheduler_info(n_workers=-1)  # every worker, not the first 5
+        except TypeError:  # distributed before 2025.1 lists them all anyway
+            info = self.client.scheduler_info()
+        workers = info["workers"].values()
         limit = sum(w.get("memory_limit") or 0 for w in workers)
         return limit == 0 or N * per_row <= PERSIST_FRACTION * limit
 
