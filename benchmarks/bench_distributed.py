@@ -20,7 +20,7 @@ Medians over repeats, competitors interleaved.  Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import shutil
 import statistics
 import tempfile
@@ -38,7 +38,24 @@ CHUNKS = 8
 
 
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
+    process that started it)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
+def interleaved(fns: dict, repeats: int) -> dict:
+    """Median seconds of each callable, one call of each in turn per repeat (the order
+    rotated), so that a shared machine's noise hits all of them alike."""
+    for fn in fns.values():
+        fn()  # warm up
+    names, samples = list(fns), {k: [] for k in fns}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            samples[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def median_time(fn, repeats: int) -> float:
@@ -63,10 +80,24 @@ def evaluator(obj, net, seed: int = 0):
     return run
 
 
+def _noop(x):
+    return x
+
+
 def overhead(clients, sizes, n_rows, repeats):
-    print(f"## per-evaluation time of fun_and_jac, ms (median of {repeats}; {CHUNKS} chunks)")
-    print("| network | rows | memory 1 BLAS thr | memory 2 | dask 1 worker | dask 2 workers |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n## Dask's own floor: submit(no-op).result(), ms (the unit of the overheads below)")
+    for w, client in clients.items():
+        floor = median_time(lambda: client.submit(_noop, 1, pure=False).result(), repeats)
+        print(f"- {w} worker(s): {1e3 * floor:.2f}")
+    print(
+        f"\n## per-evaluation time of fun_and_jac, ms (median of {repeats}, interleaved; "
+        f"{CHUNKS} chunks)"
+    )
+    print(
+        "| network | rows | memory, 1 BLAS thread | memory, 2 | memory, 8 chunks, 1 thread "
+        "| dask 1 worker | dask 2 workers |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     found = {}
     for sz in sizes:
         net = nncore.MLP(sz, activation="relu", output="softmax", loss="cross_entropy")
@@ -74,43 +105,72 @@ def overhead(clients, sizes, n_rows, repeats):
         for N in (8 * CHUNKS, n_rows):
             X, y = rng.normal(size=(N, sz[0])), rng.integers(0, sz[-1], N)
             mem = net.objective(X, y)
-            row = {}
-            for threads in (1, 2):
-                with threadpool_limits(threads, user_api="blas"):
-                    row[f"mem{threads}"] = median_time(evaluator(mem, net), repeats)
+            chunked = net.objective(X, y, chunk_size=N // CHUNKS)
+
+            def limited(fn, threads):
+                def run():
+                    with threadpool_limits(threads, user_api="blas"):
+                        fn()
+
+                return run
+
+            fns = {
+                "mem1": limited(evaluator(mem, net), 1),
+                "mem2": limited(evaluator(mem, net), 2),
+                "memc": limited(evaluator(chunked, net), 1),
+            }
+            objs = []
             for w, client in clients.items():
-                obj = DaskObjective(net, X, y, client=client, chunk_size=N // CHUNKS)
-                row[f"dask{w}"] = median_time(evaluator(obj, net), repeats)
+                objs.append(DaskObjective(net, X, y, client=client, chunk_size=N // CHUNKS))
+                fns[f"dask{w}"] = evaluator(objs[-1], net)
+            row = interleaved(fns, repeats)
+            for obj in objs:
                 obj.close()
             found[(tuple(sz), N)] = row
             name = "-".join(map(str, sz))
             print(
                 f"| {name} | {N} | "
-                + " | ".join(f"{1e3 * row[k]:.2f}" for k in ("mem1", "mem2", "dask1", "dask2"))
+                + " | ".join(
+                    f"{1e3 * row[k]:.2f}" for k in ("mem1", "mem2", "memc", "dask1", "dask2")
+                )
                 + " |"
             )
-    print("\n## overhead o = dask(tiny) - memory(tiny), compute per row c, projected ratio")
-    print("| network | workers | o (ms) | c (us/row, 1 core) | ratio at N=1e6 |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "\n## o = dask(tiny) - memory with the same 8 chunks(tiny); c = time per row at N on"
+        " the same cores (w workers against w BLAS threads); ratio = dask / memory"
+    )
+    print(
+        "| network | workers | o (ms) | c memory (us/row) | c dask (us/row) | ratio at N "
+        "measured | ratio at N=1e6: (c_dask 1e6 + o) / (c_memory 1e6) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for sz in sizes:
         tiny, big = found[(tuple(sz), 8 * CHUNKS)], found[(tuple(sz), n_rows)]
-        c1 = big["mem1"] / n_rows
         for w in clients:
-            o = tiny[f"dask{w}"] - tiny[f"mem{w}"]
-            c = big[f"mem{w}"] / n_rows  # the same cores: w workers vs w BLAS threads
+            o = tiny[f"dask{w}"] - tiny["memc"]
+            c = big[f"mem{w}"] / n_rows
+            cd = (big[f"dask{w}"] - tiny[f"dask{w}"]) / (n_rows - 8 * CHUNKS)
             name = "-".join(map(str, sz))
-            ratio = (c * 1e6 + o) / (c * 1e6)
-            print(f"| {name} | {w} | {1e3 * o:.1f} | {1e6 * c1:.2f} | {ratio:.3f} |")
+            measured = big[f"dask{w}"] / big[f"mem{w}"]
+            ratio = (cd * 1e6 + o) / (c * 1e6)
+            print(
+                f"| {name} | {w} | {1e3 * o:.1f} | {1e6 * c:.2f} | {1e6 * cd:.2f} "
+                f"| {measured:.2f} | {ratio:.2f} |"
+            )
 
 
 def write_zarr(path: Path, N: int, n_in: int, rows: int) -> None:
     import zarr
 
     rng = np.random.default_rng(1)
-    z = zarr.open_array(
-        str(path / "X.zarr"), mode="w", shape=(N, n_in), chunks=(rows, n_in), dtype="f8"
+    # uncompressed: real-valued float64 hardly compresses, and decompressing costs as much as
+    # the forward and backward pass of 64-64-10 (0.85 s against 0.3 s per 250000 rows here)
+    z = zarr.create_array(
+        str(path / "X.zarr"), shape=(N, n_in), chunks=(rows, n_in), dtype="f8", compressors=None
     )
-    zy = zarr.open_array(str(path / "y.zarr"), mode="w", shape=(N,), chunks=(rows,), dtype="i8")
+    zy = zarr.create_array(
+        str(path / "y.zarr"), shape=(N,), chunks=(rows,), dtype="i8", compressors=None
+    )
     for s in range(0, N, rows):
         n = min(rows, N - s)
         z[s : s + n] = rng.normal(size=(n, n_in))
@@ -122,7 +182,7 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
     import distributed
 
     net = nncore.MLP([64, 64, 10], activation="relu", output="softmax", loss="cross_entropy")
-    print(f"\n## out of core: zarr store of N x 64 float64, chunks of {rows} rows, 64-64-10")
+    print(f"## out of core: zarr store of N x 64 float64, chunks of {rows} rows, 64-64-10")
     print(
         "| N | GB on disk | evaluations | s per evaluation | rows/s | client peak MiB "
         "| worker peaks MiB |"
@@ -153,9 +213,7 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
                 )
                 dt = (time.perf_counter() - t0) / res.nfev
                 rates[n] = n / dt
-                workers = client.run(
-                    lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                )
+                workers = client.run(peak_mib)
                 obj.close()
             print(
                 f"| {n} | {gb:.2f} | {res.nfev} | {dt:.2f} | {n / dt:.3g} | "
@@ -179,9 +237,18 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    parser.add_argument("--only", choices=("overhead", "disk"), help="run one part")
     args = parser.parse_args()
     import distributed
 
+    print("load average at start:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    if args.only != "overhead":  # first: the client's peak memory is then its own
+        if args.quick:
+            out_of_core(N=40_000, rows=10_000, n_mem=20_000, repeats=3)
+        else:
+            out_of_core(N=2_000_000, rows=250_000, n_mem=500_000, repeats=5)
+    if args.only == "disk":
+        return
     repeats = 5 if args.quick else 21
     n_rows = 2_000 if args.quick else 20_000
     sizes = [[64, 64, 10]] if args.quick else [[784, 256, 128, 10], [64, 64, 10]]
@@ -198,10 +265,6 @@ def main() -> None:
         for w in clients:
             clients[w].close()
             clusters[w].close()
-    if args.quick:
-        out_of_core(N=40_000, rows=10_000, n_mem=20_000, repeats=3)
-    else:
-        out_of_core(N=2_000_000, rows=250_000, n_mem=500_000, repeats=5)
 
 
 if __name__ == "__main__":

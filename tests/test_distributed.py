@@ -363,3 +363,15 @@ def test_import_nncore_does_not_import_dask_and_the_message_names_the_packages()
     assert done.returncode == 0, done.stderr
     assert 'pip install "dask[array]" distributed' in done.stdout
     assert "nncore[" not in done.stdout and '".[dask]"' in done.stdout
+
+
+def test_bench_distributed_quick_runs():
+    """Smoke test of benchmarks/bench_distributed.py (timings are never asserted)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "benchmarks", "bench_distributed.py")
+    env = {**os.environ, "PYTHONPATH": root}  # this checkout's nncore, as the tests import
+    done = subprocess.run(
+        [sys.executable, script, "--quick"], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "out of core" in done.stdout and "ratio at N=1e6" in done.stdout
