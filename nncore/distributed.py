@@ -361,16 +361,16 @@ class DaskObjective(Objective):
         da, distributed = _dask()
         self.net = net
         self.arch = arch = architecture_of(net)
-        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        for name, value, kind in (
+            ("timeout", timeout, numbers.Real),
+            ("chunk_size", 1 if chunk_size is None else chunk_size, numbers.Integral),
+        ):
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
         if persist not in ("auto", True, False):
             raise ValueError(f"persist must be 'auto', True or False, got {persist!r}")
-        if chunk_size is not None and (
-            isinstance(chunk_size, bool)
-            or not isinstance(chunk_size, numbers.Integral)
-            or chunk_size < 1
-        ):
-            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
         self.timeout = float(timeout)
         self.client = client = _client(client, self.timeout)
         Xd = _rows(da, X, "X", chunk_size or "auto")
@@ -414,7 +414,7 @@ class DaskObjective(Objective):
         self._norm = (total, scale)
         if self.persisted:
             self._data = client.map(_weighted, raw, total=total, scale=scale, pure=False)
-            distributed.wait(self._data, timeout=self.timeout)
+            self._wait(self._data)
         else:
             self._source = _Box(_Source(Xd, yd, wd))
             self._data = self._scatter(self._source)
@@ -477,22 +477,32 @@ class DaskObjective(Objective):
                 f"{err} (has the cluster any workers?)"
             ) from err
 
-    def _gather(self, futures: Any) -> Any:
-        """The results of ``futures``, waiting at most ``timeout`` for each."""
+    def _wait(self, futures: list) -> None:
+        """Wait for ``futures`` to finish (in error or not), at most ``timeout``."""
         _, distributed = _dask()
-        single = not isinstance(futures, list)
-        futures = [futures] if single else futures
         try:
             distributed.wait(futures, timeout=self.timeout)
-            done = self.client.gather(futures)  # raises a task's error
         except (TimeoutError, distributed.TimeoutError) as err:
             raise TimeoutError(
                 f"a Dask computation did not finish within timeout={self.timeout} s (is the "
                 "cluster alive and has it workers?)"
             ) from err
         except CancelledError as err:
-            self._live()  # a closed client says so
-            raise RuntimeError(f"a Dask computation was cancelled: {err!r}") from err
+            raise self._cancelled(err) from err
+
+    def _cancelled(self, err: BaseException) -> RuntimeError:
+        self._live()  # a closed client says so
+        return RuntimeError(f"a Dask computation was cancelled: {err!r}")
+
+    def _gather(self, futures: Any) -> Any:
+        """The results of ``futures`` (one future or a list), after :meth:`_wait`."""
+        single = not isinstance(futures, list)
+        futures = [futures] if single else futures
+        self._wait(futures)
+        try:
+            done = self.client.gather(futures)  # raises a task's error
+        except CancelledError as err:
+            raise self._cancelled(err) from err
         return done[0] if single else done
 
     def _run(self, what: str, v: FloatArray | None = None, retries: int = 1) -> list:

@@ -118,6 +118,24 @@ def test_hess_and_counts_and_inputs_unchanged(client):
     assert np.array_equal(X, X0) and np.array_equal(y, y0) and np.array_equal(w, w0)
 
 
+def test_weights_whose_sum_overflows_and_bad_arguments(client):
+    net, X, y, _ = small_problem(n=100)
+    w = np.full(100, 1e308)  # finite, but their sum is not: both divide by the largest first
+    w[::3] = 5e307
+    obj = nd.DaskObjective(net, da.from_array(X, chunks=30), y, w, client=client)
+    ref = net.objective(X, y, w)
+    theta = net.init(0)
+    J, g = obj.fun_and_jac(theta)
+    J0, g0 = ref.fun_and_jac(theta)
+    assert close(J, J0) and close(g, g0)
+    with pytest.raises(TypeError, match="timeout must be a number"):
+        nd.DaskObjective(net, X, y, client=client, timeout="1")
+    with pytest.raises(ValueError, match="chunk_size must be positive"):
+        nd.DaskObjective(net, X, y, client=client, chunk_size=0)
+    with pytest.raises(TypeError, match="a DaskObjective takes X, y"):
+        nd.DaskObjective.from_batch(net, net.batch(X, y))
+
+
 def test_the_forward_cache_stays_on_the_workers(client):
     net, X, y, w = small_problem()
     obj = nd.DaskObjective(net, da.from_array(X, chunks=100), y, w, client=client, persist=True)
