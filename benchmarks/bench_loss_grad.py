@@ -56,11 +56,7 @@ writes the raw medians; ``--blas-threads N`` limits the BLAS/OpenMP thread pools
 from __future__ import annotations
 
 import argparse
-import inspect
-import itertools
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -69,29 +65,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy
 from scipy.optimize import approx_fprime
 
-import nncore
-from nncore.workspace import Workspace
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # when imported from elsewhere
-from timing import fmt_time, interleave, load_average, run_stamp  # noqa: E402
-
-try:
-    import jax
-    import jax.numpy as jnp
-
-    from nncore.jax_reference import canonical_targets, loss_fn  # enables float64 in JAX
-except ImportError:  # pragma: no cover - depends on the environment
-    jax = None
-
-try:
-    import sklearn
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-    from sklearn.utils import check_random_state
-except ImportError:  # pragma: no cover - depends on the environment
-    sklearn = None
+import harness as h  # noqa: E402
+from harness import fmt_ratio, fmt_time  # noqa: E402
 
 FD_EPS = float(np.sqrt(np.finfo(np.float64).eps))
 """Forward-difference step, scipy's default for ``approx_fprime``."""
@@ -106,25 +84,10 @@ MM = "products alone"
 
 
 @dataclass
-class Case:
-    """One benchmark problem: a network description and its data."""
-
-    name: str
-    sizes: tuple[int, ...]
-    activation: str
-    output: str
-    loss: str
-    X: np.ndarray
-    y: np.ndarray
-    data: str  # where the data comes from, for the report
-    fd_direct: bool  # time finite differences directly (else estimate them)
-
-
-@dataclass
 class Result:
     """Timings of one case: per competitor the per-call samples, in seconds."""
 
-    case: Case
+    case: h.Case
     n_params: int
     samples: dict[str, list[float]] = field(default_factory=dict)
     faults: dict[str, list[float]] = field(default_factory=dict)  # minor page faults per call
@@ -152,250 +115,37 @@ class Result:
         return statistics.median(s) if s else None
 
 
-# -- cases -------------------------------------------------------------------------------------
-
-
-def make_cases() -> list[Case]:
-    """The three benchmark problems, with deterministic data."""
-    X_xor = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    y_xor = np.array([0.0, 1.0, 1.0, 0.0])
-
-    if sklearn is not None:
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        X_dig, y_dig = digits.data / 16.0, digits.target.astype(np.int64)
-        dig_source = "sklearn load_digits(), X/16"
-    else:
-        rng = np.random.default_rng(1)
-        X_dig, y_dig = rng.uniform(size=(1797, 64)), rng.integers(0, 10, size=1797)
-        dig_source = "synthetic (sklearn missing)"
-
-    rng = np.random.default_rng(0)
-    X_big = rng.standard_normal((10000, 784))
-    y_big = rng.integers(0, 10, size=10000)
-
-    return [
-        Case("XOR 2-2-1", (2, 2, 1), "tanh", "sigmoid", "mse", X_xor, y_xor, "XOR", True),
-        Case(
-            "64-64-10",
-            (64, 64, 10),
-            "relu",
-            "softmax",
-            "cross_entropy",
-            X_dig,
-            y_dig,
-            dig_source,
-            False,
-        ),
-        Case(
-            "784-256-128-10",
-            (784, 256, 128, 10),
-            "relu",
-            "softmax",
-            "cross_entropy",
-            X_big,
-            y_big,
-            "synthetic N(0,1), seed 0",
-            False,
-        ),
-    ]
-
-
-# -- competitors: each returns a zero-argument callable doing one evaluation -------------------
-
-
-def nncore_loss_and_grad(net: nncore.MLP, theta: np.ndarray, case: Case) -> Callable[[], Any]:
-    """The public call: validates theta, X and y (labels -> one-hot) every time."""
-    X, y = case.X, case.y
-    return lambda: net.loss_and_grad(theta, X, y)
-
-
-def nncore_objective(
-    net: nncore.MLP, thetas: tuple[np.ndarray, np.ndarray], case: Case
-) -> Callable[[], Any]:
-    """``Objective.fun_and_jac`` alternating between two thetas, so its cache never hits."""
-    obj = net.objective(case.X, case.y)
-    cycle = itertools.cycle(thetas)
-    return lambda: obj.fun_and_jac(next(cycle))
-
-
-def nncore_loss(net: nncore.MLP, theta: np.ndarray, case: Case) -> Callable[[], Any]:
-    """One ``net.loss`` call: the unit of cost of finite differences."""
-    X, y = case.X, case.y
-    return lambda: net.loss(theta, X, y)
-
-
-def products_alone(net: nncore.MLP, theta: np.ndarray, case: Case) -> Callable[[], Any]:
-    """The matrix products of one loss + gradient and nothing else: ``Z_l^T = W_l A_{l-1}^T``,
-    ``dJ/dW_l^T = A_{l-1}^T D_l`` and ``D_l W_l`` (``l > 1``), into the buffers of an nncore
-    :class:`~nncore.workspace.Workspace`, as the kernels write them.  What any implementation
-    that calls this BLAS for its products spends at least; the entries (random normal) do not
-    change the time."""
-    rng = np.random.default_rng(0)
-    ws = Workspace(net.arch, case.X.shape[0])
-    for buf in (*ws.A[:-1], *ws.D):
-        buf[...] = rng.standard_normal(buf.shape)
-    X = np.ascontiguousarray(case.X, dtype=np.float64)
-    Ws = [W for W, _ in net.unpack(theta)]
-    A = [X, *ws.A[:-1]]  # the hidden layers are relu or tanh here, never identity
-    gW = [block[0] for block in ws.g_blocks]
-
-    def run() -> None:
-        for k, W in enumerate(Ws):
-            np.matmul(W, A[k].T, out=ws.ZT[k])
-        for k in range(len(Ws) - 1, -1, -1):
-            np.matmul(A[k].T, ws.D[k], out=gW[k].T)
-            if k > 0:
-                np.matmul(ws.D[k], Ws[k], out=ws.D[k - 1])
-
-    return run
-
-
-def finite_diff(net: nncore.MLP, theta: np.ndarray, case: Case) -> Callable[[], Any]:
-    """Forward-difference gradient, ``n_params + 1`` loss evaluations."""
-    X, y = case.X, case.y
-    return lambda: approx_fprime(theta, net.loss, FD_EPS, X, y)
-
-
-def jax_value_and_grad(
-    net: nncore.MLP, theta: np.ndarray, case: Case
-) -> tuple[Callable[[], Any], Callable[[], tuple[float, np.ndarray]]]:
-    """Jitted ``value_and_grad`` of the JAX reference objective.
-
-    Returns ``(on_device, numpy_round_trip)``: the first calls the compiled function on jax
-    arrays converted once; the second converts a numpy theta on every call and returns a
-    ``float`` and a numpy gradient, as a scipy objective would have to.
-    """
-    f = jax.jit(jax.value_and_grad(loss_fn(net)))
-    Y = canonical_targets(net, case.y)
-    theta_j, X_j = jnp.asarray(theta), jnp.asarray(case.X)
-    Y_j, w_j = jnp.asarray(Y), jnp.asarray(np.ones(case.X.shape[0]))
-    jax.block_until_ready(f(theta_j, X_j, Y_j, w_j))  # compile
-
-    def on_device() -> Any:
-        return jax.block_until_ready(f(theta_j, X_j, Y_j, w_j))
-
-    def numpy_round_trip() -> tuple[float, np.ndarray]:
-        J, g = f(jnp.asarray(theta), X_j, Y_j, w_j)
-        return float(J), np.asarray(g)
-
-    return on_device, numpy_round_trip
-
-
-def to_sklearn_packing(net: nncore.MLP, theta: np.ndarray) -> np.ndarray:
-    """nncore's theta in sklearn's packing: all ``coefs_`` (fan_in, fan_out), then intercepts."""
-    pairs = net.unpack(theta)
-    return np.concatenate([W.T.ravel() for W, _ in pairs] + [b for _, b in pairs])
-
-
-def from_sklearn_packing(net: nncore.MLP, packed: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`to_sklearn_packing` (for comparing gradients)."""
-    coefs, pos = [], 0
-    for n_out, n_in in net.layout.shapes:
-        coefs.append(packed[pos : pos + n_in * n_out].reshape(n_in, n_out).T)
-        pos += n_in * n_out
-    intercepts = []
-    for n_out, _ in net.layout.shapes:
-        intercepts.append(packed[pos : pos + n_out])
-        pos += n_out
-    return net.pack(list(zip(coefs, intercepts, strict=True)))
-
-
-def sklearn_loss_grad(
-    net: nncore.MLP, theta: np.ndarray, case: Case
-) -> Callable[[], tuple[float, np.ndarray]]:
-    """sklearn's ``_loss_grad_lbfgs`` at nncore's theta, prepared the way ``_fit`` does.
-
-    The cross-entropy cases use ``MLPClassifier`` (softmax output, log-loss); XOR uses
-    ``MLPRegressor``, whose output is the identity and whose loss is ``0.5 * mean`` squared
-    error -- the nearest sklearn has to nncore's sigmoid/mse network.
-    """
-    hidden = case.sizes[1:-1]
-    if case.loss == "cross_entropy":
-        est = MLPClassifier(
-            hidden_layer_sizes=hidden,
-            activation=case.activation,
-            solver="lbfgs",
-            alpha=0.0,
-            random_state=0,
-        )
-    else:
-        est = MLPRegressor(
-            hidden_layer_sizes=hidden,
-            activation=case.activation,
-            solver="lbfgs",
-            alpha=0.0,
-            random_state=0,
-        )
-    # _fit: validate (the classifier label-binarizes y to a bool (N, n_classes) matrix),
-    # make y 2-D, then _initialize sets n_layers_, out_activation_ and coefs_/intercepts_.
-    X, y = est._validate_input(case.X, case.y, incremental=False, reset=True)
-    if y.ndim == 1:
-        y = y.reshape((-1, 1))
-    layer_units = [X.shape[1], *hidden, y.shape[1]]
-    est._random_state = check_random_state(est.random_state)
-    est._initialize(y, layer_units, X.dtype)
-    activations = [X] + [None] * (len(layer_units) - 1)
-    deltas = [None] * (len(activations) - 1)
-    coef_grads = [np.empty((a, b), dtype=X.dtype) for a, b in itertools.pairwise(layer_units)]
-    intercept_grads = [np.empty(b, dtype=X.dtype) for b in layer_units[1:]]
-    # _fit_lbfgs: the offsets _unpack reads.
-    est._coef_indptr, est._intercept_indptr = [], []
-    start = 0
-    for fan_in, fan_out in itertools.pairwise(layer_units):
-        est._coef_indptr.append((start, start + fan_in * fan_out, (fan_in, fan_out)))
-        start += fan_in * fan_out
-    for fan_out in layer_units[1:]:
-        est._intercept_indptr.append((start, start + fan_out))
-        start += fan_out
-    packed = to_sklearn_packing(net, theta)
-
-    # scikit-learn >= 1.6 passes sample_weight between y and the work lists.
-    if "sample_weight" in inspect.signature(est._loss_grad_lbfgs).parameters:
-        args: tuple[Any, ...] = (X, y, None, activations, deltas, coef_grads, intercept_grads)
-    else:  # pragma: no cover - older scikit-learn
-        args = (X, y, activations, deltas, coef_grads, intercept_grads)
-    return lambda: est._loss_grad_lbfgs(packed, *args)
-
-
-# -- one case ----------------------------------------------------------------------------------
-
-
-def bench_case(case: Case, args: argparse.Namespace) -> Result:
+def bench_case(case: h.Case, args: argparse.Namespace) -> Result:
     """Build every competitor for ``case``, check their values agree, and time them."""
-    net = nncore.MLP(case.sizes, activation=case.activation, output=case.output, loss=case.loss)
-    theta = net.init(0)
-    theta_b = net.init(1)
+    net = case.net()
+    theta, X, y = net.init(0), case.X, case.y
     result = Result(case, net.n_params)
-
-    J_ref, g_ref = net.loss_and_grad(theta, case.X, case.y)
+    J_ref, g_ref = net.loss_and_grad(theta, X, y)
     result.values["nncore"] = J_ref
 
     competitors: dict[str, Callable[[], Any]] = {
-        LG: nncore_loss_and_grad(net, theta, case),
-        OBJ: nncore_objective(net, (theta, theta_b), case),
-        LOSS: nncore_loss(net, theta, case),
-        MM: products_alone(net, theta, case),
+        LG: lambda: net.loss_and_grad(theta, X, y),  # validates theta, X and y every call
+        OBJ: h.alternating(net.objective(X, y), (theta, net.init(1))),
+        LOSS: lambda: net.loss(theta, X, y),  # the unit of cost of finite differences
+        MM: h.products_alone(net, theta, X),
     }
-    if case.fd_direct:
-        competitors[FD] = finite_diff(net, theta, case)
-        g_fd = competitors[FD]()
-        result.grad_diffs["finite diff"] = float(np.max(np.abs(g_fd - g_ref)))
-    if jax is not None:
-        competitors[JAX], competitors[JAX_NP] = jax_value_and_grad(net, theta, case)
+    if case.fd_direct:  # forward differences: n_params + 1 loss evaluations
+        competitors[FD] = lambda: approx_fprime(theta, net.loss, FD_EPS, X, y)
+        result.grad_diffs["finite diff"] = float(np.max(np.abs(competitors[FD]() - g_ref)))
+    if h.HAVE_JAX:
+        competitors[JAX], competitors[JAX_NP] = h.jax_value_and_grad(net, theta, X, y)
         J_jax, g_jax = competitors[JAX_NP]()
         result.values["JAX"] = J_jax
         result.grad_diffs["JAX"] = float(np.max(np.abs(g_jax - g_ref)))
-    if sklearn is not None:
-        competitors[SKL] = sklearn_loss_grad(net, theta, case)
+    if h.HAVE_SKLEARN:
+        competitors[SKL] = h.sklearn_loss_grad(net, theta, X, y)
         J_skl, g_skl = competitors[SKL]()
         result.values["sklearn"] = float(J_skl)
         if case.loss == "cross_entropy":  # same model and loss: the gradients must agree
-            g_skl = from_sklearn_packing(net, g_skl)
+            g_skl = h.from_sklearn_packing(net, g_skl)
             result.grad_diffs["sklearn"] = float(np.max(np.abs(g_skl - g_ref)))
 
-    result.inner, result.samples, result.faults = interleave(
+    result.inner, result.samples, result.faults = h.interleave(
         competitors, args.sample_ms / 1e3, args.repeats, args.min_repeats, args.budget
     )
     return result
@@ -414,14 +164,6 @@ def fmt_median(res: Result, key: str) -> str:
     return text + " †" if res.spread(key) > UNSTABLE else text
 
 
-def fmt_count(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f}"
-
-
-def fmt_ratio(num: float | None, den: float | None) -> str:
-    return "n/a" if num is None or den is None else f"{num / den:.2f}x"
-
-
 def fd_time(result: Result) -> tuple[float | None, bool]:
     """Finite-difference time and whether it is an estimate."""
     if FD in result.samples:
@@ -430,79 +172,24 @@ def fd_time(result: Result) -> tuple[float | None, bool]:
     return (None if loss is None else (result.n_params + 1) * loss), True
 
 
-def machine_lines() -> list[str]:
-    """Versions, CPU model and BLAS, as markdown bullet lines."""
-    info: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                info.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    cpu = info.get("model name") or platform.processor() or "unknown"
-    if "cpu family" in info and "model" in info:
-        cpu += f" (family {info['cpu family']}, model {info['model']})"
-    versions = [
-        f"python {platform.python_version()}",
-        f"numpy {np.__version__}",
-        f"scipy {scipy.__version__}",
-        f"jax {jax.__version__}" if jax is not None else "jax missing",
-        f"scikit-learn {sklearn.__version__}" if sklearn is not None else "scikit-learn missing",
-    ]
-    lines = [
-        run_stamp(),
-        f"- CPU: {cpu}, {os.cpu_count()} logical CPUs",
-        f"- {', '.join(versions)}",
-    ]
-    try:
-        from threadpoolctl import threadpool_info
-
-        for pool in sorted(threadpool_info(), key=lambda p: str(p.get("filepath"))):
-            version = f" {pool['version']}" if pool.get("version") else ""
-            arch = f", arch {pool['architecture']}" if pool.get("architecture") else ""
-            lines.append(
-                f"- {pool.get('user_api')}: {pool.get('internal_api')}{version} "
-                f"({os.path.basename(pool.get('filepath', '?'))}), "
-                f"{pool.get('num_threads')} threads{arch}"
-            )
-    except ImportError:
-        lines.append("- BLAS: threadpoolctl missing")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
-        if var in os.environ:
-            lines.append(f"- {var}={os.environ[var]}")
-    return lines
-
-
 def main_table(results: list[Result]) -> list[str]:
-    head = [
-        "case",
-        "n_params",
-        LG,
-        OBJ,
-        FD,
-        JAX,
-        SKL,
-        "nncore/JAX",
-        "nncore/sklearn",
-    ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["case", "n_params", LG, OBJ, FD, JAX, SKL, "nncore/JAX", "nncore/sklearn"]
+    rows = []
     for res in results:
         fd, estimated = fd_time(res)
         lg = res.median(LG)
-        row = [
-            res.case.name,
-            str(res.n_params),
-            fmt_median(res, LG),
-            fmt_median(res, OBJ),
-            f"{fmt_time(fd)} (est.)" if estimated else fmt_median(res, FD),
-            fmt_median(res, JAX),
-            fmt_median(res, SKL),
-            fmt_ratio(lg, res.median(JAX)),
-            fmt_ratio(lg, res.median(SKL)),
-        ]
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
+        rows.append(
+            [
+                res.case.name,
+                str(res.n_params),
+                *(fmt_median(res, key) for key in (LG, OBJ)),
+                f"{fmt_time(fd)} (est.)" if estimated else fmt_median(res, FD),
+                *(fmt_median(res, key) for key in (JAX, SKL)),
+                fmt_ratio(lg, res.median(JAX)),
+                fmt_ratio(lg, res.median(SKL)),
+            ]
+        )
+    return h.md_table(head, rows)
 
 
 NOTES = f"""\
@@ -523,38 +210,27 @@ or median/fastest sample above {UNSTABLE}): the machine was busy while it was ta
 
 
 def extra_table(results: list[Result]) -> list[str]:
-    head = [
-        "case",
-        "data",
-        "repeats",
-        LOSS,
-        JAX_NP,
-        MM,
-        "objective / products",
-        "sklearn / products",
-        "page faults/call (nncore l&g, obj, sklearn)",
-        "loss values (J)",
-        "max abs grad diff vs nncore",
-    ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["case", "data", "repeats", LOSS, JAX_NP, MM, "objective / products"]
+    head += ["sklearn / products", "page faults/call (nncore l&g, obj, sklearn)"]
+    head += ["loss values (J)", "max abs grad diff vs nncore"]
+    rows = []
     for res in results:
-        values = ", ".join(f"{k} {v:.6g}" for k, v in res.values.items())
+        faults = [res.median_faults(k) for k in (LG, OBJ, SKL)]
         diffs = ", ".join(f"{k} {v:.1e}" for k, v in res.grad_diffs.items())
-        row = [
-            res.case.name,
-            res.case.data,
-            str(len(res.samples[LG])),
-            fmt_time(res.median(LOSS)),
-            fmt_time(res.median(JAX_NP)),
-            fmt_time(res.median(MM)),
-            fmt_ratio(res.median(OBJ), res.median(MM)),
-            fmt_ratio(res.median(SKL), res.median(MM)),
-            ", ".join(fmt_count(res.median_faults(k)) for k in (LG, OBJ, SKL)),
-            values,
-            diffs or "-",
-        ]
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
+        rows.append(
+            [
+                res.case.name,
+                res.case.data,
+                str(len(res.samples[LG])),
+                *(fmt_time(res.median(key)) for key in (LOSS, JAX_NP, MM)),
+                fmt_ratio(res.median(OBJ), res.median(MM)),
+                fmt_ratio(res.median(SKL), res.median(MM)),
+                ", ".join("n/a" if f is None else f"{f:.0f}" for f in faults),
+                ", ".join(f"{k} {v:.6g}" for k, v in res.values.items()),
+                diffs or "-",
+            ]
+        )
+    return h.md_table(head, rows)
 
 
 def to_json(results: list[Result], args: argparse.Namespace) -> dict[str, Any]:
@@ -611,7 +287,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_cases(args: argparse.Namespace) -> list[Result]:
     results = []
-    for case in make_cases():
+    for case in h.make_cases():
         print(f"[bench] {case.name} ...", file=sys.stderr, flush=True)
         results.append(bench_case(case, args))
     return results
@@ -621,27 +297,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
     print("## loss_and_grad: one loss + gradient evaluation, float64\n")
-    print("\n".join(machine_lines()))
+    print("\n".join(h.machine_lines()))
     if args.blas_threads is not None:
         print(f"- BLAS/OpenMP threads limited to {args.blas_threads} (threadpoolctl)")
-    load_before = load_average()
-    if args.blas_threads is None:
+    load_before = h.load_average()
+    with h.blas_threads(args.blas_threads):
         results = run_cases(args)
-    else:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=args.blas_threads):
-            results = run_cases(args)
     elapsed = time.perf_counter() - t0
-    print(f"- load average (1/5/15 min) before: {load_before}, after: {load_average()}")
+    print(f"- load average (1/5/15 min) before: {load_before}, after: {h.load_average()}")
     print(f"- wall time of this run: {elapsed:.0f} s\n")
     print("\n".join(main_table(results)) + "\n")
     print(NOTES + "\n")
     print("Extra timings and value checks (same runs):\n")
     print("\n".join(extra_table(results)))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(to_json(results, args), fh, indent=2)
+        h.write_json(args.json, to_json(results, args))
     return 0
 
 

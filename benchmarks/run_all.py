@@ -39,8 +39,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+# the harness puts this checkout's nncore first on the path: import it before nncore
 import bench_loss_grad as blg  # noqa: E402
-from timing import fmt_time, medians  # noqa: E402
+import harness as h  # noqa: E402
+from harness import fmt_ratio, fmt_time, md_table  # noqa: E402
 
 import nncore  # noqa: E402
 
@@ -71,25 +73,28 @@ def dgemm_rate(seconds: float = 1.0) -> float:
 def interleaved(competitors: dict, repeats: int, sample_s: float) -> dict[str, float]:
     """Median seconds per call of each competitor: at least ``min(repeats, 5)`` repeats,
     then as many as 60 seconds allow."""
-    return medians(competitors, sample_s, repeats, min(repeats, 5), 60.0)
+    return h.medians(competitors, sample_s, repeats, min(repeats, 5), 60.0)
+
+
+CURVATURE_COLUMNS = {
+    "loss_and_grad": h.LG,
+    "hessp (public)": h.HP_PUB,
+    "gnvp (public)": h.GN_PUB,
+    "hessp (objective, forward cached)": h.HP,
+    "gnvp (objective, forward cached)": h.GN,
+}
+"""run_all's curvature columns and the :func:`harness.curvature_calls` they time."""
 
 
 def curvature_costs(args) -> list[dict]:
     rows = []
-    for case in blg.make_cases()[1:]:
-        net = nncore.MLP(case.sizes, activation=case.activation, output=case.output, loss=case.loss)
-        theta, v = net.init(0), np.random.default_rng(1).standard_normal(net.n_params)
-        obj = net.objective(case.X, case.y)
-        obj.fun_and_jac(theta)  # the point scipy asks for products at
-        competitors = {
-            "loss_and_grad": lambda: net.loss_and_grad(theta, case.X, case.y),
-            "hessp (public)": lambda: net.hessp(theta, v, case.X, case.y),
-            "gnvp (public)": lambda: net.gnvp(theta, v, case.X, case.y),
-            "hessp (objective, forward cached)": lambda: obj.hessp(theta, v),
-            "gnvp (objective, forward cached)": lambda: obj.gnvp(theta, v),
-        }
-        med = interleaved(competitors, args.repeats, args.sample_s)
-        rows.append({"case": case.name, **{k: med[k] / med["loss_and_grad"] for k in med}})
+    timing = {"sample_s": args.sample_s, "repeats": args.repeats}
+    timing |= {"min_repeats": min(args.repeats, 5), "budget_s": 60.0}  # as interleaved()
+    for case in h.make_cases()[1:]:
+        net, keys = case.net(), CURVATURE_COLUMNS.values()
+        cost = h.curvature_cost(case.name, net, case.X, case.y, 1, keys, **timing)
+        ratios = {col: cost.median(k) / cost.median(h.LG) for col, k in CURVATURE_COLUMNS.items()}
+        rows.append({"case": case.name, **ratios})
     return rows
 
 
@@ -101,20 +106,11 @@ def scaling(args) -> dict:
     for n in args.scaling_n:
         X = rng.standard_normal((n, 64))
         y = rng.integers(0, 10, n)
-        case = blg.Case(f"N={n}", (64, 64, 10), "relu", "softmax", "cross_entropy", X, y, "", False)
-        obj = net.objective(X, y)
-        thetas = [theta, net.init(1)]
-        k = [0]
-
-        def nn():
-            k[0] ^= 1
-            return obj.fun_and_jac(thetas[k[0]])
-
-        competitors = {"nncore": nn}
-        if blg.jax is not None:
-            competitors["JAX jit"] = blg.jax_value_and_grad(net, theta, case)[0]
-        if blg.sklearn is not None:
-            competitors["sklearn"] = blg.sklearn_loss_grad(net, theta, case)
+        competitors = {"nncore": h.alternating(net.objective(X, y), (theta, net.init(1)))}
+        if h.HAVE_JAX:
+            competitors["JAX jit"] = h.jax_value_and_grad(net, theta, X, y)[0]
+        if h.HAVE_SKLEARN:
+            competitors["sklearn"] = h.sklearn_loss_grad(net, theta, X, y)
         for name, sec in interleaved(competitors, args.repeats, args.sample_s).items():
             out.setdefault(name, {})[n] = sec
     if args.plot and not args.quick:  # a smoke run keeps the plot the docs show
@@ -201,36 +197,14 @@ def memory(args) -> dict:
 
 def training(args) -> dict:
     """Digits 64-64-10 to sklearn's own final loss: nncore L-BFGS-B against sklearn lbfgs."""
-    import warnings
-
-    from sklearn.datasets import load_digits
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
+    X, y, _ = h.digits_data()
     net = nncore.MLP([64, 64, 10], activation="relu", loss="cross_entropy")
     rows = []
     for seed in range(args.train_starts):
-
-        def fit_sklearn():
-            clf = MLPClassifier(
-                hidden_layer_sizes=(64,),
-                activation="relu",
-                solver="lbfgs",
-                alpha=0.0,
-                max_iter=args.train_iter,
-                random_state=seed,
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                t0 = time.perf_counter()
-                clf.fit(X, y)
-                return clf, time.perf_counter() - t0
-
-        clf, t_skl = fit_sklearn()
+        params = {"max_iter": args.train_iter, "random_state": seed}
+        clf, t_skl, _ = h.sklearn_fit(net, X, y, **params)
         with nncore.limit_scipy_blas():  # the same setting nncore.train runs with
-            clf_limited, t_skl_limited = fit_sklearn()
+            clf_limited, t_skl_limited, _ = h.sklearn_fit(net, X, y, **params)
         target = float(clf.loss_)
 
         def stop(res, target=target):
@@ -317,23 +291,18 @@ def xor_numpy_floor(theta: np.ndarray) -> Any:
 
 def xor_per_call(args) -> dict[str, float]:
     """One XOR loss + gradient: nncore's objective, its numpy floor and JAX jit, interleaved."""
-    net = nncore.MLP([2, 2, 1], activation="tanh", output="sigmoid", loss="mse")
-    case = blg.make_cases()[0]
-    theta = net.init(0)
-    obj = net.objective(case.X, case.y)
-    thetas, k = [theta, net.init(1)], [0]
-
-    def nn():
-        k[0] ^= 1
-        return obj.fun_and_jac(thetas[k[0]])
-
+    case = h.make_cases()[0]
+    net, theta = case.net(), case.net().init(0)
     floor = xor_numpy_floor(theta)
     J, g = floor()
     assert np.isclose(J, net.loss(theta, case.X, case.y))
     assert np.allclose(g, net.grad(theta, case.X, case.y), rtol=1e-12, atol=1e-15)
-    competitors = {"nncore objective": nn, "numpy floor": floor}
-    if blg.jax is not None:
-        competitors["JAX jit"] = blg.jax_value_and_grad(net, theta, case)[0]
+    competitors = {
+        "nncore objective": h.alternating(net.objective(case.X, case.y), (theta, net.init(1))),
+        "numpy floor": floor,
+    }
+    if h.HAVE_JAX:
+        competitors["JAX jit"] = h.jax_value_and_grad(net, theta, case.X, case.y)[0]
     return interleaved(competitors, args.repeats, args.sample_s)
 
 
@@ -342,9 +311,8 @@ def scipy_share(args) -> dict:
     against the time spent inside nncore's fused loss + gradient (timed around each call)."""
     from scipy.optimize import minimize
 
-    net = nncore.MLP([2, 2, 1], activation="tanh", output="sigmoid", loss="mse")
-    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    y = np.array([0.0, 1.0, 1.0, 0.0])
+    case = h.make_cases()[0]
+    net, X, y = case.net(), case.X, case.y
     rows = {}
     for method in ("CG", "BFGS", "L-BFGS-B"):
         inside, total, calls = 0.0, 0.0, 0
@@ -374,42 +342,30 @@ def scipy_share(args) -> dict:
 def markdown(report: dict) -> str:
     lines = ["# nncore benchmarks (`benchmarks/run_all.py`)", ""]
     lines += report["loss_grad_table"] + [""]
-    lines.append(f"DGEMM rate measured in this run: {report['dgemm_gflops']:.1f} GFlop/s")
-    lines.append("")
-    lines.append(
-        "| case | matmul flops | DGEMM floor | nncore objective | nncore / floor "
-        "| products alone | nncore / products | sklearn / products |"
-    )
-    lines.append("| --- " * 8 + "|")
-    for row in report["floor"]:
-        lines.append(
-            f"| {row['case']} | {row['flops']:.3g} | {fmt_time(row['floor_s'])} | "
-            f"{fmt_time(row['nncore_s'])} | {row['ratio']:.2f}x | "
-            f"{fmt_time(row['products_s'])} | {blg.fmt_ratio(row['nncore_s'], row['products_s'])} "
-            f"| {blg.fmt_ratio(row['sklearn_s'], row['products_s'])} |"
-        )
+    lines += [f"DGEMM rate measured in this run: {report['dgemm_gflops']:.1f} GFlop/s", ""]
+    head = ["case", "matmul flops", "DGEMM floor", "nncore objective", "nncore / floor"]
+    head += ["products alone", "nncore / products", "sklearn / products"]
+    rows = [
+        [r["case"], f"{r['flops']:.3g}", fmt_time(r["floor_s"]), fmt_time(r["nncore_s"])]
+        + [f"{r['ratio']:.2f}x", fmt_time(r["products_s"])]
+        + [fmt_ratio(r["nncore_s"], r["products_s"]), fmt_ratio(r["sklearn_s"], r["products_s"])]
+        for r in report["floor"]
+    ]
+    lines += md_table(head, rows)
     lines += [
         "",
         "products alone: the pass's matrix products and nothing else, at their own shapes and "
         "in nncore's layouts, timed in the same interleaving as the loss + gradient table; no "
         "implementation that calls this BLAS for its products takes less.",
+        "",
     ]
-    lines += ["", "| case | " + " | ".join(k for k in report["curvature"][0] if k != "case") + " |"]
-    lines.append("| --- " * len(report["curvature"][0]) + "|")
-    for row in report["curvature"]:
-        lines.append(
-            f"| {row['case']} | "
-            + " | ".join(f"{v:.2f}x" for k, v in row.items() if k != "case")
-            + " |"
-        )
+    curvature = report["curvature"]
+    rows = [[r["case"], *(f"{r[k]:.2f}x" for k in CURVATURE_COLUMNS)] for r in curvature]
+    lines += md_table(["case", *CURVATURE_COLUMNS], rows)
     lines += ["", "Time per loss + gradient against N (64-64-10 relu/softmax, synthetic):", ""]
-    names = list(report["scaling"])
-    lines.append("| N | " + " | ".join(names) + " |")
-    lines.append("| --- " * (len(names) + 1) + "|")
-    for n in report["scaling"][names[0]]:
-        lines.append(
-            f"| {n} | " + " | ".join(fmt_time(report["scaling"][k][n]) for k in names) + " |"
-        )
+    scaling, names = report["scaling"], list(report["scaling"])
+    rows = [[n, *(fmt_time(scaling[k][n]) for k in names)] for n in scaling[names[0]]]
+    lines += md_table(["N", *names], rows)
     mem = report["memory"]
     lines += [
         "",
@@ -419,36 +375,30 @@ def markdown(report: dict) -> str:
         "",
     ]
     tr = report["training"]
-    lines.append(
-        "| seed | target (sklearn's final loss) | sklearn lbfgs | nncore L-BFGS-B | reached |"
-    )
-    lines.append("| --- | --- | --- | --- | --- |")
-    for r in tr["rows"]:
-        lines.append(
-            f"| {r['seed']} | {r['target']:.4g} | {r['sklearn_s']:.2f} s ({r['sklearn_iter']} it) | "
-            f"{r['nncore_s']:.2f} s ({r['nncore_iter']} it) | {'yes' if r['reached'] else 'no'} |"
-        )
-    lines.append(
-        f"\nmedian nncore / sklearn wall time: {tr['median_ratio']:.2f} (sklearn out of the "
-        f"box), {tr['median_ratio_limited']:.2f} (sklearn with scipy's BLAS on one thread too)"
-    )
+    head = ["seed", "target (sklearn's final loss)", "sklearn lbfgs", "nncore L-BFGS-B", "reached"]
+    rows = [
+        [str(r["seed"]), f"{r['target']:.4g}", f"{r['sklearn_s']:.2f} s ({r['sklearn_iter']} it)"]
+        + [f"{r['nncore_s']:.2f} s ({r['nncore_iter']} it)", "yes" if r["reached"] else "no"]
+        for r in tr["rows"]
+    ]
+    lines += md_table(head, rows)
     lines += [
+        f"\nmedian nncore / sklearn wall time: {tr['median_ratio']:.2f} (sklearn out of the "
+        f"box), {tr['median_ratio_limited']:.2f} (sklearn with scipy's BLAS on one thread too)",
         "",
         "XOR 2-2-1 trained by scipy (20 starts per method): where the time goes",
         "",
-        "| method | calls | wall time per call | inside nncore per call | nncore share |",
-        "| --- | --- | --- | --- | --- |",
     ]
-    for method, r in report["scipy_share"].items():
-        lines.append(
-            f"| {method} | {r['calls']} | {fmt_time(r['per_call_s'])} | "
-            f"{fmt_time(r['nncore_per_call_s'])} | {r['nncore_share']:.0%} |"
-        )
+    head = ["method", "calls", "wall time per call", "inside nncore per call", "nncore share"]
+    rows = [
+        [method, str(r["calls"]), fmt_time(r["per_call_s"]), fmt_time(r["nncore_per_call_s"])]
+        + [f"{r['nncore_share']:.0%}"]
+        for method, r in report["scipy_share"].items()
+    ]
+    lines += md_table(head, rows)
     xor = report["xor_per_call"]
     lines += ["", "One XOR loss + gradient (interleaved medians):", ""]
-    lines.append("| " + " | ".join(xor) + " |")
-    lines.append("| --- " * len(xor) + "|")
-    lines.append("| " + " | ".join(fmt_time(v) for v in xor.values()) + " |")
+    lines += md_table(list(xor), [[fmt_time(v) for v in xor.values()]])
     return "\n".join(lines) + "\n"
 
 
@@ -487,7 +437,7 @@ def main() -> int:
             print(part, json.dumps(parts[part](args), indent=1))
         return 0
     blg_args = blg.parse_args(["--quick"] if args.quick else [])
-    report: dict = {"args": {k: v for k, v in vars(args).items()}, "machine": blg.machine_lines()}
+    report: dict = {"args": {k: v for k, v in vars(args).items()}, "machine": h.machine_lines()}
     print("[run_all] loss_and_grad ...", file=sys.stderr, flush=True)
     results = blg.run_cases(blg_args)
     report["loss_grad_table"] = blg.main_table(results)
@@ -495,13 +445,7 @@ def main() -> int:
     report["dgemm_gflops"] = rate / 1e9
     report["floor"] = []
     for res in results:
-        net = nncore.MLP(
-            res.case.sizes,
-            activation=res.case.activation,
-            output=res.case.output,
-            loss=res.case.loss,
-        )
-        flops = matmul_flops(net, res.case.X.shape[0])
+        flops = matmul_flops(res.case.net(), res.case.X.shape[0])
         nn = res.median(blg.OBJ)
         report["floor"].append(
             {
@@ -530,7 +474,7 @@ def main() -> int:
     if not args.quick:  # a smoke run never replaces the results the docs quote
         out = ROOT / "benchmarks" / "results"
         out.mkdir(exist_ok=True)
-        (out / "run_all.json").write_text(json.dumps(report, indent=2, default=str))
+        h.write_json(out / "run_all.json", report, default=str)
         (out / "run_all.md").write_text(text)
     print(text)
     return 0

@@ -13,14 +13,20 @@ of loss evaluations, and where the failed runs end.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections import Counter
 
 import numpy as np
 from scipy.optimize import minimize
 
-import nncore
-from nncore.cli import DEMO_STARTS, XOR_TARGET
-from nncore.seed import XOR_X, XOR_Y, seed_cost, seed_net
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the harness puts this checkout's nncore first on the path: import it before nncore
+from harness import md_table  # noqa: E402
+
+import nncore  # noqa: E402
+from nncore.cli import DEMO_STARTS, XOR_TARGET  # noqa: E402
+from nncore.seed import XOR_X, XOR_Y, seed_cost, seed_net  # noqa: E402
 
 
 def solved(net: nncore.MLP, theta: np.ndarray) -> bool:
@@ -68,11 +74,15 @@ def main() -> None:
         )
 
     print(f"{args.starts} starts theta0 ~ N(0, 1)^9 (the seed's np.random.randn(9))\n")
-    print("| run | solves XOR | median loss evaluations |")
-    print("| --- | --- | --- |")
-    for name, runs in rows.items():
-        ok = np.mean([r[0] for r in runs])
-        print(f"| {name} | {100 * ok:.0f}% | {np.median([r[1] for r in runs]):.0f} |")
+    table = [
+        [
+            name,
+            f"{100 * np.mean([r[0] for r in runs]):.0f}%",
+            f"{np.median([r[1] for r in runs]):.0f}",
+        ]
+        for name, runs in rows.items()
+    ]
+    print("\n".join(md_table(["run", "solves XOR", "median loss evaluations"], table)))
     print(
         "\nwhere the failed exact-gradient runs end (final loss: count):",
         ", ".join(f"{k}: {v}" for k, v in sorted(plateaus.items())),

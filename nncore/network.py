@@ -27,6 +27,7 @@ from ._validation import (
 )
 from .architecture import Architecture, architecture, init_theta
 from .kernels import Batch, Cache
+from .layout import Layout
 from .objective import Objective
 from .workspace import WORKSPACE_CACHE_BYTES, ThreadWorkspaces
 
@@ -49,6 +50,13 @@ class MLP:
     loss : {"mse", "bce", "cross_entropy"}, default "mse"
     l2 : float, default 0.0
         ``0.5 * l2 * sum_l ||W_l||_F^2`` is added to the objective (biases not penalised).
+
+    Attributes
+    ----------
+    arch : Architecture
+        The immutable record the kernels read (:mod:`nncore.architecture`): sizes,
+        activation and loss records, layout, l2.  ``sizes``, ``layout``, ``l2``,
+        ``activations``, ``output``, ``loss_name`` and ``n_params`` are read from it.
 
     Notes
     -----
@@ -93,7 +101,7 @@ class MLP:
         return self.arch.sizes
 
     @property
-    def layout(self):
+    def layout(self) -> Layout:
         """The :class:`~nncore.layout.Layout` of theta: offsets, shapes, names, views."""
         return self.arch.layout
 

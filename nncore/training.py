@@ -13,6 +13,7 @@ from scipy.optimize import OptimizeResult, least_squares, minimize
 from ._validation import check_seed, check_theta
 from .blas import limit_scipy_blas
 from .distributed import DaskObjective, is_dask_array
+from .monitor import Monitor, Stop
 from .network import MLP
 from .objective import Objective, architecture_of
 
@@ -52,6 +53,10 @@ def train(
     curvature: str = "exact",
     chunk_size: int | None = None,
     n_jobs: int = 1,
+    validation: tuple | None = None,
+    patience: int | None = None,
+    max_time: float | None = None,
+    progress: bool | str = False,
     client: Any = None,
 ) -> OptimizeResult:
     """Minimise the network's objective with ``scipy.optimize``.
@@ -60,6 +65,12 @@ def train(
     forward pass (:class:`~nncore.objective.Objective`).  scipy's own BLAS runs on one
     thread meanwhile, so that it does not fight numpy's (:func:`nncore.limit_scipy_blas`;
     needs threadpoolctl, ``pip install threadpoolctl``, and is skipped without it).
+
+    Every method can be watched and stopped the same way: nncore calls ``callback``,
+    evaluates the validation data, checks ``max_time`` and draws the progress bar at every
+    iteration, from scipy's callback or, for ``lm`` (MINPACK has none), from its own
+    Jacobian evaluations.  A stop ends the run outside scipy and returns the point kept
+    for it; Ctrl-C (``KeyboardInterrupt``) returns the best point seen so far.
 
     Parameters
     ----------
@@ -83,9 +94,16 @@ def train(
     options : dict, optional
         Passed to ``minimize`` as ``options``, or to ``least_squares`` as keywords.
     callback : callable, optional
-        Called once per iteration as ``callback(intermediate_result)`` with an
-        ``OptimizeResult`` holding ``x`` and ``fun`` (the objective), for every method but
-        ``lm``, which MINPACK runs without callbacks.
+        Called once per iteration, for every method, as ``callback(intermediate_result)``
+        (scipy's form) with an ``OptimizeResult`` holding ``x`` (a copy), ``fun`` (the
+        objective), ``nit`` (the iteration of this start), ``nfev``, ``njev``, ``nhev``
+        (the forward passes, backward passes and curvature-vector products of this start
+        so far, as the result's counts below), ``grad_norm``, ``elapsed`` (seconds since
+        ``train`` was called) and ``validation`` (the validation objective, or None).
+        Raising ``StopIteration`` or returning True ends training (no further start):
+        the result is at that iteration (at the best validation point when there is
+        validation data), with ``success=False``, ``status=99`` and a message saying the
+        callback stopped it.
     n_starts : int, default 1
         Run from up to this many starting points (``theta0``, then ``net.init`` draws)
         and return the best.  Small networks have basins that end on a plateau (the
@@ -101,6 +119,25 @@ def train(
         same objective to round-off, in memory bounded by the chunk (see
         :class:`~nncore.objective.Objective`).  Not for the least-squares methods, whose
         Jacobian holds every row.
+    validation : tuple, optional
+        ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``, validated as the
+        training data.  The objective on them (the same ``l2`` term included) is
+        evaluated after every iteration, one forward pass and no gradient; each start
+        returns its point of lowest validation objective, and the best start is the one
+        with the lowest.
+    patience : int, optional
+        With ``validation``: end a start when its validation objective has not improved
+        for ``patience`` iterations (``status=100``; ``success`` stays True, this is the
+        stop asked for).
+    max_time : float, optional
+        A wall-clock budget in seconds for the whole call, checked at every iteration and
+        every evaluation, for every method.  When it runs out, no further start is run and
+        the best point so far is returned with ``success=False``, ``status=101``.
+    progress : bool or "always", default False
+        Draw a progress bar (``tqdm``, on stderr) with the iteration, objective, gradient
+        norm, evaluations, validation objective and elapsed time.  ``True`` draws it only
+        when stderr is a terminal; ``"always"`` draws it anyway.  Needs tqdm: ``pip
+        install tqdm`` (or ``pip install ".[progress]"`` in a checkout of nncore).
     client : distributed.Client or str, optional
         With ``X`` a dask array (or with ``client`` given), the data stay on the Dask cluster
         and every evaluation runs there (:class:`~nncore.distributed.DaskObjective`, chunked
@@ -110,11 +147,18 @@ def train(
     -------
     OptimizeResult
         scipy's result of the best start, with ``fun`` the objective value for every
-        method, plus ``history`` (the objective at its start and after each of its
-        iterations), ``start`` (its index), ``start_funs`` (the final objective of every
-        start), ``nfev``, ``njev``, ``nhev``: the forward passes, backward passes and
+        method, plus ``history`` (a :class:`~nncore.monitor.History`: one record per
+        iteration of every start, with the objective, gradient norm, evaluations so far,
+        elapsed seconds and validation objective, and the restart boundaries),
+        ``start`` (its index), ``start_funs`` (the final objective of every start run),
+        ``nfev``, ``njev``, ``nhev``: the forward passes, backward passes and
         curvature-vector products of that start as nncore counted them, and
         ``total_nfev``, ``total_njev``, ``total_nhev``: the same over all starts.
+        ``stopped`` is None, or why nncore ended the run: ``"callback"``, ``"patience"``,
+        ``"max_time"`` or ``"interrupted"`` (Ctrl-C: ``success=False``, ``status=102``,
+        the best point of all starts so far).  With ``validation``: ``validation_fun``
+        (the validation objective at ``x``) and ``best_iteration`` (the iteration of its
+        start at which ``x`` was reached).
 
     Examples
     --------
@@ -122,7 +166,7 @@ def train(
     >>> net = nncore.MLP([2, 2, 1], activation="tanh", output="sigmoid")
     >>> X = np.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]]); y = np.array([0., 1., 1., 0.])
     >>> res = nncore.train(net, X, y, method="CG", seed=0, n_starts=20, target=1 / 16)
-    >>> bool(res.fun <= 1 / 16), bool(res.history[0] > res.fun)
+    >>> bool(res.fun <= 1 / 16), bool(res.history.objective[0] > res.fun)
     (True, True)
     """
     architecture_of(net)
@@ -133,17 +177,19 @@ def train(
         raise ValueError(f"method {method!r} needs every row at once: chunk_size must be None")
     if not isinstance(curvature, str) or curvature not in CURVATURES:
         raise ValueError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
-    if isinstance(n_starts, bool) or not isinstance(n_starts, numbers.Integral):
-        raise TypeError(f"n_starts must be an int, got {type(n_starts).__name__}")
-    if n_starts < 1:
-        raise ValueError(f"n_starts must be at least 1, got {n_starts}")
+    _check_int("n_starts", n_starts, 1)
     if target is not None:
-        if isinstance(target, np.ndarray) and target.ndim == 0:
-            target = target[()]  # a 0-d array: its number
-        if isinstance(target, (bool, np.bool_)) or not isinstance(target, numbers.Real):
-            raise TypeError(f"target must be a real number or None, got {type(target).__name__}")
-        if not np.isfinite(target):
-            raise ValueError(f"target must be a finite number or None, got {target}")
+        target = _check_real("target", target)
+    if patience is not None:
+        _check_int("patience", patience, 1)
+        if validation is None:
+            raise ValueError("patience needs validation data: validation=(X_val, y_val)")
+    if max_time is not None:
+        max_time = _check_real("max_time", max_time)
+        if max_time <= 0:
+            raise ValueError(f"max_time must be a positive number of seconds, got {max_time}")
+    if not (progress is True or progress is False or progress == "always"):
+        raise ValueError(f'progress must be True, False or "always", got {progress!r}')
     check_seed(seed)
     first = None if theta0 is None else check_theta(theta0, net.n_params).copy()
     on_dask = is_dask_array(X) or client is not None
@@ -152,28 +198,138 @@ def train(
     # validate once; every start reuses it
     shared = DaskObjective(net, X, y, sample_weight, client) if on_dask else None
     batch = None if on_dask else net.batch(X, y, sample_weight)
+    validate = None if validation is None else _validation_objective(net, validation)
     rng = np.random.default_rng(seed)
 
-    results = []
-    with limit_scipy_blas():  # scipy's own BLAS on one thread: see nncore.blas
-        for k in range(n_starts):
-            x0 = first if (k == 0 and first is not None) else net.init(rng)
-            if shared is not None:
-                objective = shared.fresh()
-            else:
-                objective = Objective.from_batch(net, batch, chunk_size, n_jobs)
-            result = _run_checked(objective, x0, method, curvature, options, callback)
-            result.nfev, result.njev = objective.nfev, objective.njev
-            result.nhev = objective.nhev
-            results.append(result)
-            if target is not None and result.fun <= target:
-                break
-    best = min(range(len(results)), key=lambda k: results[k].fun)
+    monitor = Monitor(callback, validate, patience, max_time, progress, n_starts)
+    results: list[OptimizeResult] = []
+    stopped = None
+    try:
+        with limit_scipy_blas():  # scipy's own BLAS on one thread: see nncore.blas
+            for k in range(n_starts):
+                x0 = first if (k == 0 and first is not None) else net.init(rng)
+                if shared is not None:
+                    objective = shared.fresh()
+                else:
+                    objective = Objective.from_batch(net, batch, chunk_size, n_jobs)
+                monitor.begin(k, objective)
+                try:
+                    result = _run_checked(objective, x0, method, curvature, options, monitor)
+                except Stop as stop:
+                    result = _stopped_result(monitor, stop.reason, method)
+                    if stop.reason != "patience":
+                        stopped = stop.reason
+                except KeyboardInterrupt:
+                    if monitor.best is None:
+                        raise  # nothing to return yet
+                    stopped = "interrupted"
+                    if monitor.start_best is not None:
+                        results.append(_stopped_result(monitor, stopped, method))
+                    break
+                results.append(result)
+                if stopped is not None or (target is not None and result.fun <= target):
+                    break
+    finally:
+        monitor.close()
+    return _best_of(results, monitor, stopped)
+
+
+def max_iter_options(method: str, max_iter: int) -> dict[str, int]:
+    """The ``options`` that cap ``method`` at ``max_iter`` iterations: ``maxiter`` for
+    ``minimize``, ``maxfun`` for TNC (which counts evaluations), ``max_nfev`` for the
+    least-squares methods (evaluations too).
+
+    >>> max_iter_options("lm", 50), max_iter_options("bfgs", 50)
+    ({'max_nfev': 50}, {'maxiter': 50})
+    """
+    method = _check_method(method)
+    _check_int("max_iter", max_iter, 1)
+    if method in LEAST_SQUARES_METHODS:
+        return {"max_nfev": max_iter}
+    return {"maxfun": max_iter} if method == "TNC" else {"maxiter": max_iter}
+
+
+def _check_int(name: str, value: Any, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < least:
+        raise ValueError(f"{name} must be at least {least}, got {value}")
+
+
+def _check_real(name: str, value: Any) -> float:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]  # a 0-d array: its number
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number or None, got {type(value).__name__}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number or None, got {value}")
+    return float(value)
+
+
+def _validation_objective(net: MLP, validation: Any) -> Callable[[np.ndarray], float]:
+    """``theta -> J`` on the validation data (one forward pass, no gradient)."""
+    if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
+        got = type(validation).__name__
+        if isinstance(validation, (tuple, list)):
+            got = f"{got} of length {len(validation)}"
+        raise TypeError(
+            "validation must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), "
+            f"got {got}"
+        )
+    try:
+        objective = Objective.from_batch(net, net.batch(*validation))
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"validation data: {err}") from None
+    return objective.fun
+
+
+def _stopped_result(monitor: Monitor, reason: str, method: str) -> OptimizeResult:
+    """The result of a start that ``reason`` ended, at the point the monitor kept."""
+    point = monitor.stopped_point(reason)
+    status, message = monitor.message(reason)
+    objective = monitor.objective
+    result = OptimizeResult(
+        x=point.x,
+        fun=point.fun,
+        success=reason == "patience",
+        status=status,
+        message=message,
+        nit=monitor.iteration,
+    )
+    if point.jac is not None:
+        result.jac = point.jac
+    if method in LEAST_SQUARES_METHODS:
+        result.residuals = objective.residuals(point.x)
+    _annotate(result, monitor, point)
+    result.stopped = reason
+    return result
+
+
+def _annotate(result: OptimizeResult, monitor: Monitor, point: Any) -> None:
+    """Counts of the current start, and the validation fields at ``point``."""
+    objective = monitor.objective
+    result.nfev, result.njev, result.nhev = objective.nfev, objective.njev, objective.nhev
+    result.start = monitor.start
+    if monitor.validate is not None:
+        result.validation_fun = point.validation
+        result.best_iteration = point.iteration
+
+
+def _best_of(results: list[OptimizeResult], monitor: Monitor, stopped: str | None):
+    """The best start's result, with the totals, the history and the stop of the call."""
+    if monitor.validate is not None:
+        best = min(range(len(results)), key=lambda k: results[k].validation_fun)
+    else:
+        best = min(range(len(results)), key=lambda k: results[k].fun)
     result = results[best]
-    result.start = best
     result.start_funs = np.array([r.fun for r in results])
     for count in ("nfev", "njev", "nhev"):
         setattr(result, f"total_{count}", sum(getattr(r, count) for r in results))
+    result.history = monitor.history()
+    result.stopped = stopped if stopped is not None else getattr(result, "stopped", None)
+    if stopped is not None:
+        result.success = False
+        result.status, result.message = monitor.message(stopped)
     return result
 
 
@@ -209,68 +365,67 @@ def _run(
     method: str,
     curvature: str,
     options: dict | None,
-    callback: Callable[[OptimizeResult], Any] | None,
+    monitor: Monitor,
 ) -> OptimizeResult:
-    history = [objective.fun(x0)]
-
-    def record(x: np.ndarray, fun: float, notify: bool = True) -> None:
-        history.append(float(fun))
-        if callback is not None and notify:
-            callback(OptimizeResult(x=x, fun=fun))
-
+    """One start: scipy's run from ``x0``, every iteration reported to ``monitor``, which
+    may raise :class:`~nncore.monitor.Stop` out of it."""
     if method in LEAST_SQUARES_METHODS:
-        result = _least_squares(objective, x0, method, options, record)
+        result = _least_squares(objective, x0, method, options, monitor)
     else:
-        kwargs: dict[str, Any] = {}
-        if method in HESSP_METHODS:
-            kwargs["hessp"] = objective.hessp if curvature == "exact" else objective.gnvp
-        elif method == "trust-exact":
-            kwargs["hess"] = lambda x: objective.hess(x, curvature)
-        elif method == "dogleg":
-            kwargs["hess"] = lambda x: _positive_definite(objective.hess(x, curvature))
-        if method == "TNC":  # scipy calls TNC's callback with x only
-
-            def scipy_callback(xk: np.ndarray) -> None:
-                try:
-                    record(xk, objective.fun(xk))
-                except StopIteration:  # TNC does not honour it: stop it ourselves
-                    raise _Stopped(np.copy(xk)) from None
-
-        else:
-
-            def scipy_callback(intermediate_result: OptimizeResult) -> None:
-                record(intermediate_result.x, intermediate_result.fun)
-
-        try:
-            result = minimize(
-                objective.fun_and_jac,
-                x0,
-                jac=True,
-                method=method,
-                callback=scipy_callback,
-                options=options,
-                **kwargs,
-            )
-        except _Stopped as stop:
-            result = OptimizeResult(
-                x=stop.x,
-                fun=objective.fun(stop.x),
-                jac=objective.jac(stop.x),
-                success=False,
-                status=-2,
-                message="`callback` raised `StopIteration`.",
-                nit=len(history) - 1,
-            )
-    result.history = np.asarray(history)
+        result = _minimize(objective, x0, method, curvature, options, monitor)
+    point = monitor.start_best
+    _annotate(result, monitor, point)
+    if monitor.validate is not None and not np.array_equal(result.x, point.x):
+        # the best validation point, not scipy's end point
+        result.x, result.fun, result.jac = point.x, point.fun, point.jac
+        if method in LEAST_SQUARES_METHODS:
+            result.residuals = objective.residuals(point.x)
+    result.stopped = None
     return result
 
 
-class _Stopped(Exception):
-    """A callback asked a method that cannot stop by itself (TNC) to stop at ``x``."""
+def _minimize(
+    objective: Objective,
+    x0: np.ndarray,
+    method: str,
+    curvature: str,
+    options: dict | None,
+    monitor: Monitor,
+) -> OptimizeResult:
+    def fun_and_jac(x: np.ndarray) -> tuple[float, np.ndarray]:
+        monitor.check_time()
+        J, g = objective.fun_and_jac(x)
+        monitor.remember(x, g)
+        return J, g
 
-    def __init__(self, x: np.ndarray) -> None:
-        super().__init__("stopped by callback")
-        self.x = x
+    def timed(product: Callable) -> Callable:
+        def call(*args: Any) -> Any:
+            monitor.check_time()
+            return product(*args)
+
+        return call
+
+    kwargs: dict[str, Any] = {}
+    if method in HESSP_METHODS:
+        kwargs["hessp"] = timed(objective.hessp if curvature == "exact" else objective.gnvp)
+    elif method == "trust-exact":
+        kwargs["hess"] = timed(lambda x: objective.hess(x, curvature))
+    elif method == "dogleg":
+        kwargs["hess"] = timed(lambda x: _positive_definite(objective.hess(x, curvature)))
+    if method == "TNC":  # scipy calls TNC's callback with x only
+
+        def scipy_callback(xk: np.ndarray) -> None:
+            monitor.record(xk, objective.fun(xk))
+
+    else:
+
+        def scipy_callback(intermediate_result: OptimizeResult) -> None:
+            monitor.record(intermediate_result.x, intermediate_result.fun)
+
+    monitor.record(x0, objective.fun(x0))
+    return minimize(
+        fun_and_jac, x0, jac=True, method=method, callback=scipy_callback, options=options, **kwargs
+    )
 
 
 def _positive_definite(H: np.ndarray) -> np.ndarray:
@@ -289,18 +444,28 @@ def _least_squares(
     x0: np.ndarray,
     method: str,
     options: dict | None,
-    record: Callable[[np.ndarray, float], None],
+    monitor: Monitor,
 ) -> OptimizeResult:
+    """``least_squares`` on the residuals.  ``lm`` (MINPACK) takes no callback: it asks for
+    the Jacobian once per iteration, at the point it has just accepted, so nncore reports
+    an iteration from each Jacobian evaluation at a new point."""
     n = objective.net.n_params
     m = len(objective.residuals(x0))
     pad = max(0, n - m) if method == "lm" else 0  # MINPACK's lm needs m >= n
 
     def fun(x: np.ndarray) -> np.ndarray:
+        monitor.check_time()
         r = objective.residuals(x)
         return np.concatenate([r, np.zeros(pad)]) if pad else r
 
     def jac(x: np.ndarray) -> np.ndarray:
+        monitor.check_time()
         Jr = objective.jacobian(x)
+        g = 2.0 * (Jr.T @ objective.residuals(x))  # dJ/dtheta of J = sum(r**2)
+        monitor.remember(x, g)
+        monitor.patch_grad_norm(x, g)
+        if method == "lm" and not np.array_equal(x, monitor.last.x):
+            monitor.record(x, objective.fun(x))
         return np.vstack([Jr, np.zeros((pad, n))]) if pad else Jr
 
     kwargs = dict(options or {})
@@ -309,15 +474,16 @@ def _least_squares(
         # that stops on plateaus far more often (XOR: 0 of 10 starts reach J <= 1/16, against
         # 6 of 10 with unit scaling; benchmarks/bench_methods.py), so unit scaling is the default
         kwargs.setdefault("x_scale", 1.0)
-    if method != "lm":
+    else:
 
         def callback(intermediate_result: OptimizeResult) -> None:
-            record(intermediate_result.x, 2.0 * intermediate_result.cost)
+            monitor.record(intermediate_result.x, 2.0 * intermediate_result.cost)
 
         kwargs["callback"] = callback
+    monitor.record(x0, objective.fun(x0), compute_grad=False)  # its gradient: at jac(x0)
     result = least_squares(fun, x0, jac=jac, method=method, **kwargs)
     result.residuals = result.fun[:m]
     result.fun = objective.fun(result.x)  # the objective, sum(r**2), as for every method
-    if method == "lm":  # MINPACK runs without callbacks: the history gets the end point
-        record(result.x, result.fun, notify=False)
+    if not np.array_equal(result.x, monitor.last.x):  # lm ended at a point it had not
+        monitor.record(result.x, result.fun, compute_grad=False)  # asked a Jacobian at
     return result

@@ -101,6 +101,38 @@ def test_history_has_one_entry_per_iteration_and_callback_sees_each():
     assert np.all(np.diff(res.history) <= 0)  # BFGS's line search only accepts descent
 
 
+@pytest.mark.parametrize("method", ["BFGS", "TNC", "Newton-CG", "dogleg", "trf"])
+def test_callback_sees_the_counts_of_this_start_so_far(method):
+    """The callback's ``nfev``, ``njev``, ``nhev`` are the objective's counts at that
+    iteration: they never fall, the last is at most the result's, and a run stopped at its
+    first callback returns exactly the counts it saw: nncore ends it outside scipy, so no
+    method does more work after the stop (scipy's trust-region driver would evaluate the
+    Hessian once more to return it)."""
+    net = seed_net()
+    seen = []
+    res = nncore.train(
+        net,
+        XOR_X,
+        XOR_Y,
+        method=method,
+        seed=3,
+        callback=lambda r: seen.append((r.nfev, r.njev, r.nhev)),
+    )
+    counts = np.array(seen)
+    assert len(seen) == len(res.history) - 1 >= 2
+    assert np.all(np.diff(counts, axis=0) >= 0) and np.all(counts[0, :2] >= 1)
+    assert np.all(counts[-1] <= [res.nfev, res.njev, res.nhev])
+    assert (counts[:, 2] > 0).all() == (method in ("Newton-CG", "dogleg"))
+
+    def stop(intermediate_result):
+        r = intermediate_result
+        seen[:] = [(r.nfev, r.njev, r.nhev)]
+        raise StopIteration
+
+    res = nncore.train(net, XOR_X, XOR_Y, method=method, seed=3, callback=stop)
+    assert (res.nfev, res.njev, res.nhev) == seen[0]
+
+
 def test_theta0_is_not_modified_and_seed_reproduces():
     net = seed_net()
     theta0 = net.init(7)
@@ -134,8 +166,8 @@ def test_xor_restarts_solve_from_every_seed():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_callback_can_stop_every_method(method):
-    """StopIteration from the callback ends the run with a result, for every method (lm runs
-    without callbacks, so it simply finishes)."""
+    """StopIteration from the callback ends the run with a result at the first iteration,
+    for every method (lm from nncore's own Jacobian evaluations), saying so."""
     net = seed_net()
     seen = []
 
@@ -146,7 +178,9 @@ def test_callback_can_stop_every_method(method):
     res = nncore.train(net, XOR_X, XOR_Y, method=method, seed=0, callback=stop)
     assert isinstance(res, OptimizeResult) and np.isfinite(res.fun)
     assert res.fun == pytest.approx(net.loss(res.x, XOR_X, XOR_Y), rel=1e-12)
-    assert len(seen) == (0 if method == "lm" else 1)
+    assert len(seen) == 1 and res.fun == seen[0] and res.nit == 1
+    assert not res.success and res.status == 99 and "callback stopped" in res.message
+    assert res.stopped == "callback" and len(res.history) == 2
 
 
 def test_dogleg_matrix_is_positive_definite_with_the_size_of_each_curvature():

@@ -15,7 +15,7 @@ interleaved (medians over repeats, ratios to the first row of each table):
 
 Run from the repository root::
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/second_core.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/studies/second_core.py
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ from typing import Any
 
 import numpy as np
 
-import nncore
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
+from harness import fmt_time, load_average, machine_lines, medians  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_loss_grad import machine_lines  # noqa: E402
-from timing import fmt_time, load_average, medians  # noqa: E402
+import nncore  # noqa: E402
 
 N, SIZES = 10_000, (784, 256, 128, 10)
 

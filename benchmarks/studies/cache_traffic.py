@@ -28,7 +28,7 @@ far apart the host placed the two vCPUs.
 
 Run from the repository root::
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/cache_traffic.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/studies/cache_traffic.py
 
 ``--json PATH`` also writes the medians; the markdown goes to stdout.
 """
@@ -45,9 +45,8 @@ from collections.abc import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_loss_grad import machine_lines  # noqa: E402
-from timing import fmt_time, load_average  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
+from harness import fmt_time, load_average, machine_lines  # noqa: E402
 
 import nncore  # noqa: E402
 from nncore.workspace import Workspace  # noqa: E402
