@@ -127,13 +127,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> FloatArray | None
     """
     if sample_weight is None:
         return None
-    w = as_real_array(sample_weight, "sample_weight")
-    if w.shape != (n_samples,):
-        raise ValueError(f"sample_weight must have shape ({n_samples},), got {w.shape}")
-    require_finite(w, "sample_weight")
-    if (w < 0).any():
-        i = int(np.argmax(w < 0))
-        raise ValueError(f"sample_weight must be non-negative, got {w[i]} at index {i}")
+    w = check_weight_values(sample_weight, n_samples)
     with np.errstate(over="ignore"):  # an overflowing sum is handled below
         total = w.sum()
     if not total > 0:
@@ -142,6 +136,19 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> FloatArray | None
         w = w / w.max()
         total = w.sum()
     return w / total
+
+
+def check_weight_values(sample_weight: Any, n_samples: int) -> FloatArray:
+    """The checks of :func:`check_sample_weight` that hold row by row (1-D of length
+    ``n_samples``, finite, non-negative); returns the weights as float64, not normalised."""
+    w = as_real_array(sample_weight, "sample_weight")
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {w.shape}")
+    require_finite(w, "sample_weight")
+    if (w < 0).any():
+        i = int(np.argmax(w < 0))
+        raise ValueError(f"sample_weight must be non-negative, got {w[i]} at index {i}")
+    return w
 
 
 def check_vector(v: Any, n_params: int, name: str = "v") -> FloatArray:

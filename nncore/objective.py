@@ -209,9 +209,7 @@ class Objective:
         self._at(theta)
         if self._J is None:
             arch, params = self.arch, self._params
-            (data,) = self._sweep(
-                lambda c, ws: (kernels.data_value(arch, kernels.forward(arch, params, c.X, ws), c),)
-            )
+            (data,) = self._sweep(lambda c, ws: (chunk_forward(arch, params, c, ws)[1],))
             self._J = float(data) + kernels.l2_value(arch, params)
             self.nfev += 1
         return self._finite(self._J, "the loss")
@@ -227,9 +225,8 @@ class Objective:
             else:
 
                 def task(c, ws):
-                    cache = kernels.forward(arch, params, c.X, ws)
-                    g = kernels.backward(arch, params, cache, c, ws, with_l2=False, out=ws.g)
-                    return kernels.data_value(arch, cache, c), g
+                    cache, data = chunk_forward(arch, params, c, ws)
+                    return data, chunk_grad(arch, params, cache, c, ws)
 
                 data, g = self._sweep(task)
                 self._J = float(data) + kernels.l2_value(arch, params)
@@ -262,14 +259,16 @@ class Objective:
         self._at(theta)
         v = check_vector(v, self.arch.n_params)
         self.nhev += 1
-        product = curvature.hessp if kind == "exact" else curvature.gnvp
         arch, params = self.arch, self._params
         if self.chunks is None:
+            product = curvature.hessp if kind == "exact" else curvature.gnvp
             result = product(arch, params, self._cache, self.batch, v, self._ws)
         else:
             (total,) = self._sweep(
                 lambda c, ws: (
-                    product(arch, params, kernels.forward(arch, params, c.X, ws), c, v, ws, False),
+                    chunk_product(
+                        kind, arch, params, chunk_forward(arch, params, c, ws)[0], c, v, ws
+                    ),
                 )
             )
             result = self._with_l2(total, v)
@@ -358,6 +357,31 @@ def architecture_of(net: Any) -> Architecture:
     if not isinstance(arch, Architecture):
         raise TypeError(f"net must be an nncore MLP, got {type(net).__name__}")
     return arch
+
+
+# -- the per-chunk passes: the whole of a chunked evaluation but the sum over chunks.  The
+# chunked Objective runs them in its threads and nncore.distributed on Dask workers, so the
+# two add the very same partial sums.
+def chunk_forward(arch: Architecture, params: Any, chunk: Batch, ws: Any) -> tuple[Any, float]:
+    """The forward cache of ``chunk`` (in ``ws``) and its share of the loss,
+    ``sum_i omega_i l_i`` over its rows (no l2 term)."""
+    cache = kernels.forward(arch, params, chunk.X, ws)
+    return cache, kernels.data_value(arch, cache, chunk)
+
+
+def chunk_grad(arch: Architecture, params: Any, cache: Any, chunk: Batch, ws: Any) -> FloatArray:
+    """``chunk``'s share of the gradient (no l2 term), in the buffer ``ws.g``, from the cache
+    :func:`chunk_forward` left in ``ws``."""
+    return kernels.backward(arch, params, cache, chunk, ws, with_l2=False, out=ws.g)
+
+
+def chunk_product(
+    kind: str, arch: Architecture, params: Any, cache: Any, chunk: Batch, v: FloatArray, ws: Any
+) -> FloatArray:
+    """``chunk``'s share of the ``kind`` (``"exact"`` or ``"gauss_newton"``) curvature
+    product with ``v`` (no l2 term), a new array, from the cache in ``ws``."""
+    product = curvature.hessp if kind == "exact" else curvature.gnvp
+    return product(arch, params, cache, chunk, v, ws, False)
 
 
 def _split(batch: Batch, chunk_size: int) -> list[Batch]:

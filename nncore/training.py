@@ -12,6 +12,7 @@ from scipy.optimize import OptimizeResult, least_squares, minimize
 
 from ._validation import check_seed, check_theta
 from .blas import limit_scipy_blas
+from .distributed import DaskObjective, is_dask_array
 from .monitor import Monitor, Stop
 from .network import MLP
 from .objective import Objective, architecture_of
@@ -56,6 +57,7 @@ def train(
     patience: int | None = None,
     max_time: float | None = None,
     progress: bool | str = False,
+    client: Any = None,
 ) -> OptimizeResult:
     """Minimise the network's objective with ``scipy.optimize``.
 
@@ -136,6 +138,10 @@ def train(
         norm, evaluations, validation objective and elapsed time.  ``True`` draws it only
         when stderr is a terminal; ``"always"`` draws it anyway.  Needs tqdm: ``pip
         install tqdm`` (or ``pip install ".[progress]"`` in a checkout of nncore).
+    client : distributed.Client or str, optional
+        With ``X`` a dask array (or with ``client`` given), the data stay on the Dask cluster
+        and every evaluation runs there (:class:`~nncore.distributed.DaskObjective`, chunked
+        as the dask array is); the least-squares methods gather the rows to the client.
 
     Returns
     -------
@@ -186,7 +192,12 @@ def train(
         raise ValueError(f'progress must be True, False or "always", got {progress!r}')
     check_seed(seed)
     first = None if theta0 is None else check_theta(theta0, net.n_params).copy()
-    batch = net.batch(X, y, sample_weight)  # validate once; every start reuses it
+    on_dask = is_dask_array(X) or client is not None
+    if on_dask and (chunk_size is not None or n_jobs != 1):
+        raise ValueError("chunk_size and n_jobs are for in-memory data: dask arrays bring chunks")
+    # validate once; every start reuses it
+    shared = DaskObjective(net, X, y, sample_weight, client) if on_dask else None
+    batch = None if on_dask else net.batch(X, y, sample_weight)
     validate = None if validation is None else _validation_objective(net, validation)
     rng = np.random.default_rng(seed)
 
@@ -197,7 +208,10 @@ def train(
         with limit_scipy_blas():  # scipy's own BLAS on one thread: see nncore.blas
             for k in range(n_starts):
                 x0 = first if (k == 0 and first is not None) else net.init(rng)
-                objective = Objective.from_batch(net, batch, chunk_size, n_jobs)
+                if shared is not None:
+                    objective = shared.fresh()
+                else:
+                    objective = Objective.from_batch(net, batch, chunk_size, n_jobs)
                 monitor.begin(k, objective)
                 try:
                     result = _run_checked(objective, x0, method, curvature, options, monitor)

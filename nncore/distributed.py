@@ -1,0 +1,683 @@
+"""The objective of :mod:`nncore.objective` on a Dask cluster: :class:`DaskObjective`.
+
+This module owns the distributed layer and nothing numerical: the partial sums of every
+chunk of rows come from the chunk passes of :mod:`nncore.objective` (``chunk_forward``,
+``chunk_grad``, ``chunk_product``), the same functions the chunked in-memory
+:class:`~nncore.objective.Objective` runs.  The layer only moves theta and partial sums
+(the dask-glm pattern, and Spark's broadcast + ``treeAggregate``):
+
+1. Setup, once: the rows of ``X``, ``y`` and the weights, as row chunks of dask arrays, are
+   validated on the workers chunk by chunk (the in-memory checks and messages, plus the
+   chunk's row range) and kept in worker memory (``persist``); the weight total
+   ``sum_i w_i`` is added from the chunks' totals (a reduction of one float per chunk), and
+   each chunk stores its rows' ``omega_i = w_i / sum_j w_j`` (``1 / N`` without weights),
+   as the chunked ``Objective`` does.
+2. Per evaluation: theta (and ``v`` for a product) is scattered to every worker once
+   (``broadcast=True``); each chunk's task returns its partial sums (``sum omega_i l_i``,
+   the gradient or product without l2); a tree of fan-in :data:`FAN_IN` adds them in chunk
+   order, its levels on the workers and, for small networks, its root on the client
+   (:data:`CLIENT_SUM_BYTES`), which so receives at most ``FAN_IN`` tuples of ``n_params``
+   floats and a scalar, whatever ``N``, and adds the l2 term.  The tree is fixed by the
+   chunk order alone, and a chunk gives the same bits on any worker, so results are
+   identical from run to run and between cluster sizes.
+
+The forward cache of the last theta stays on the workers, one per chunk, so that ``jac``
+or ``hessp`` after ``fun`` at the same theta runs no second forward pass.  Dask is imported
+at the first use, never by ``import nncore``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+import sys
+import threading
+import uuid
+from collections import OrderedDict
+from concurrent.futures import CancelledError
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import kernels
+from ._validation import (
+    FloatArray,
+    check_theta,
+    check_vector,
+    check_weight_values,
+)
+from .kernels import Batch
+from .objective import Objective, architecture_of, chunk_forward, chunk_grad, chunk_product
+from .workspace import Workspace
+
+DASK_MISSING = (
+    'nncore.distributed needs Dask: pip install "dask[array]" distributed '
+    '(or pip install ".[dask]" in a checkout of nncore)'
+)
+DEFAULT_TIMEOUT = 300.0
+"""Seconds any single wait (connecting, scattering, one evaluation) may take before nncore
+raises ``TimeoutError``; every :class:`DaskObjective` takes its own ``timeout``."""
+PERSIST_FRACTION = 0.5
+"""``persist="auto"`` keeps the data in worker memory when their estimated size (the
+float64 rows, targets and weights, plus the forward cache of every row) is at most this
+fraction of the workers' summed memory limit; otherwise they stay where they are (on disk)
+and every evaluation reads them again."""
+FAN_IN = 8
+"""Partial sums are added in groups of this many consecutive chunks, level by level."""
+MAX_GATHER_BYTES = 2**30
+"""The least-squares methods need the residual Jacobian on the client; it is built only when
+it takes at most this many bytes (1 GiB)."""
+CLIENT_SUM_BYTES = 2**18
+"""The last level of the tree is added on the client when its partial sums take at most this
+many bytes together (256 KiB: 8 gradients of 4,000 parameters); larger ones are added on
+the workers down to one, so that the client receives a single vector."""
+KEEP_STATES = 4
+"""A worker keeps the forward caches of this many objectives at most (the most recent)."""
+
+
+def _dask() -> tuple[Any, Any]:
+    try:
+        import dask.array as da
+        import distributed
+    except ImportError as err:
+        raise ImportError(DASK_MISSING) from err
+    return da, distributed
+
+
+def is_dask_array(value: Any) -> bool:
+    """Whether ``value`` is a ``dask.array.Array`` (without importing Dask)."""
+    module = sys.modules.get("dask.array")
+    return module is not None and isinstance(value, module.Array)
+
+
+# -- data sources ------------------------------------------------------------------------
+class MemmapFile:
+    """A memory-mapped array as a file name, opened where it is read: a ``numpy.memmap``
+    (``np.load(path, mmap_mode="r")``) would otherwise be pickled into the task graph with
+    all its bytes.  The workers must see the same file (a shared file system)."""
+
+    def __init__(self, mm: np.memmap) -> None:
+        self.filename, self.offset = str(mm.filename), int(mm.offset)
+        self.shape, self.dtype, self.ndim = mm.shape, mm.dtype, mm.ndim
+        self.order = "F" if (mm.flags.f_contiguous and not mm.flags.c_contiguous) else "C"
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        mm = np.memmap(self.filename, self.dtype, "r", self.offset, self.shape, order=self.order)
+        return np.array(mm[index])
+
+
+def _rows(da: Any, value: Any, name: str, rows: Any) -> Any:
+    """``value`` as a dask array chunked by rows only: with row chunks ``rows``, or (``"auto"``)
+    a dask array's own row chunks, and Dask's choice for anything else."""
+    if isinstance(value, np.memmap) and value.filename is not None and value.base is not None:
+        value = MemmapFile(value)
+    if not isinstance(value, da.Array):
+        if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+            value = np.asarray(value)
+        if len(value.shape) == 0:
+            raise ValueError(f"{name} must have one row per sample, got a scalar")
+        value = da.from_array(value, chunks=(rows,) + (-1,) * (len(value.shape) - 1))
+    if any(math.isnan(c) for c in value.chunks[0]):
+        raise ValueError(
+            f"{name} has chunks of unknown size: call {name}.compute_chunk_sizes() first"
+        )
+    whole = {axis: -1 for axis in range(1, value.ndim)}  # whole rows
+    return value.rechunk(whole if rows == "auto" else {0: rows, **whole})
+
+
+class _Source(NamedTuple):
+    """Data left where they are: each task computes its own chunk from these graphs."""
+
+    X: Any
+    y: Any
+    w: Any
+
+    def chunk(self, index: int) -> tuple[Any, Any, Any]:
+        def block(a: Any) -> Any:
+            return None if a is None else a.blocks[index].compute(scheduler="sync")
+
+        return block(self.X), block(self.y), block(self.w)
+
+
+class _Box:
+    """One object scattered as one piece (``distributed`` scatters the items of a tuple,
+    a NamedTuple's too, as separate pieces)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _Rows(NamedTuple):
+    """A validated chunk: ``X``, ``Y`` as :func:`kernels.make_batch` returns them, and the
+    weights ``w`` (``None`` without weights), not yet normalised."""
+
+    X: FloatArray
+    Y: FloatArray
+    w: FloatArray | None
+
+
+# -- tasks run by the workers --------------------------------------------------------
+def _validated(X: Any, y: Any, w: Any, arch: Any, start: int, stop: int, index: int) -> _Rows:
+    """The in-memory checks on one chunk; errors name the chunk and its rows."""
+    try:
+        n = np.shape(X)[0] if np.ndim(X) else 0
+        if n != stop - start:
+            raise ValueError(f"X's chunk holds {n} rows, but the dask array says {stop - start}")
+        batch = kernels.make_batch(arch, X, y)
+        weights = None if w is None else check_weight_values(w, n)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{err} (chunk {index}: rows {start}:{stop}; indices within it)") from err
+    return _Rows(batch.X, batch.Y, weights)
+
+
+def _weight_stats(rows: _Rows) -> tuple[float, float]:
+    """``(sum w, max w)`` of a chunk (its row count twice without weights)."""
+    if rows.w is None:
+        return float(rows.X.shape[0]), 1.0
+    with np.errstate(over="ignore"):
+        return float(rows.w.sum()), float(rows.w.max(initial=0.0))
+
+
+def _scaled_sum(rows: _Rows, scale: float) -> float:
+    return float((rows.w / scale).sum())
+
+
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy in the same layout when its address is not a multiple of 8 bytes.
+
+    Arrays unpickled from a task graph or from another worker can be unaligned; numpy then
+    runs its ufuncs and reductions through buffers of 8192 elements, whose sums are grouped
+    differently: the same rows would give other last bits on another worker."""
+    return a if a.flags.aligned else a.copy(order="K")
+
+
+def _weighted(rows: _Rows, total: float, scale: float) -> Batch:
+    """The chunk as the chunked ``Objective`` holds it: explicit ``omega_i`` (``_split``)."""
+    if rows.w is None:
+        omega = np.full(rows.X.shape[0], 1.0 / total)
+    else:
+        omega = (rows.w if scale == 1.0 else rows.w / scale) / total
+    return Batch(_aligned(rows.X), _aligned(rows.Y), omega)
+
+
+class _State:
+    """A worker's forward cache of one chunk: the theta it is for, its workspace, cache and
+    share of the loss."""
+
+    __slots__ = ("key", "ws", "cache", "value")
+
+    def __init__(self) -> None:
+        self.key: FloatArray | None = None
+        self.ws: Workspace | None = None
+        self.cache: Any = None
+        self.value = 0.0
+
+
+_STATES: OrderedDict[str, dict[Any, _State]] = OrderedDict()
+_STATES_LOCK = threading.Lock()
+
+
+def _state(token: str, index: Any) -> _State:
+    with _STATES_LOCK:
+        states = _STATES.pop(token, None) or {}
+        _STATES[token] = states  # the most recently used last
+        while len(_STATES) > KEEP_STATES:
+            _STATES.popitem(last=False)
+        return states.setdefault(index, _State())
+
+
+def _forget(token: str) -> None:
+    with _STATES_LOCK:
+        _STATES.pop(token, None)
+
+
+def _load(data: Any, index: int, start: int, stop: int, arch: Any, norm: tuple) -> Batch:
+    """A chunk's :class:`Batch`: the persisted one, or read from the source again."""
+    if isinstance(data, Batch):
+        return data
+    arch = arch.value if isinstance(arch, _Box) else arch
+    source = data.value
+    return _weighted(_validated(*source.chunk(index), arch, start, stop, index), *norm)
+
+
+def _evaluate(data, index, start, stop, theta, v, what, arch, token, norm):
+    """One chunk's partial sums: a tuple of floats and arrays, l2 left out."""
+    batch = _load(data, index, start, stop, arch, norm)
+    if not all(a.flags.aligned for a in batch):  # moved here from another worker
+        batch = Batch(*map(_aligned, batch))
+    if isinstance(data, Batch):  # persisted: the chunk's forward cache is kept
+        state = _state(token, index)
+    else:  # read again: only the buffers are kept, one set per chunk length and thread
+        state = _state(token, (-batch.X.shape[0], threading.get_ident()))
+        state.key = None
+    arch = arch.value
+    if state.ws is None:
+        state.ws = Workspace(arch, batch.X.shape[0])
+    ws, params = state.ws, arch.layout.unpack(theta)
+    if state.key is None or not np.array_equal(state.key, theta):
+        state.key = None  # no valid cache until the pass is complete
+        state.cache, state.value = chunk_forward(arch, params, batch, ws)
+        state.key = theta.copy()
+    if what == "fun":
+        return (state.value,)
+    if what == "fun_and_jac":
+        return state.value, chunk_grad(arch, params, state.cache, batch, ws).copy()
+    if what in ("exact", "gauss_newton"):
+        return (chunk_product(what, arch, params, state.cache, batch, v, ws),)
+    kind = what.removeprefix("hess_")  # the full matrix, column by column
+    H = np.empty((arch.n_params, arch.n_params))
+    e = np.zeros(arch.n_params)
+    for j in range(arch.n_params):
+        e[j] = 1.0
+        H[:, j] = chunk_product(kind, arch, params, state.cache, batch, e, ws)
+        e[j] = 0.0
+    return (H,)
+
+
+def _add(*parts: tuple) -> list[np.ndarray]:
+    """The sum of partial-sum tuples, added in the order given."""
+    total = [np.array(p, dtype=np.float64) for p in parts[0]]  # copies
+    for part in parts[1:]:
+        for t, p in zip(total, part):
+            t += p
+    return total
+
+
+# -- the client side ---------------------------------------------------------------------
+def _client(client: Any, timeout: float) -> Any:
+    _, distributed = _dask()
+    if isinstance(client, str):
+        try:
+            return distributed.Client(client, timeout=timeout)
+        except (OSError, TimeoutError) as err:
+            raise TimeoutError(
+                f"could not reach the Dask scheduler at {client!r} within {timeout} s: {err}"
+            ) from err
+    if client is None:
+        try:
+            return distributed.get_client()
+        except ValueError as err:
+            raise ValueError(
+                "no Dask client: pass client= (a distributed.Client or a scheduler address) "
+                "or start one first, e.g. distributed.Client(distributed.LocalCluster())"
+            ) from err
+    if not isinstance(client, distributed.Client):
+        raise TypeError(f"client must be a distributed.Client or an address, got {client!r}")
+    return client
+
+
+class DaskObjective(Objective):
+    """``J(theta)``, its gradient and curvature products over data on a Dask cluster.
+
+    The same public interface and results as :class:`~nncore.objective.Objective` (equal to
+    round-off; see the module notes for what moves where): every pass over the data is its
+    own, and it inherits what only combines them (``fun_and_jac``, ``hessp``, ``gnvp``, the
+    l2 term and the overflow check).  It holds no ``batch``: the rows stay on the cluster.
+
+    Parameters
+    ----------
+    net : MLP
+    X, y, sample_weight
+        Dask arrays chunked by rows (column chunks are merged into whole rows; ``y`` and the
+        weights take the row chunks of ``X``), or anything ``dask.array.from_array`` wraps:
+        numpy arrays, a memory-mapped ``.npy`` (``np.load(path, mmap_mode="r")``, read by
+        the workers from the file), a zarr or HDF5 array.
+    client : distributed.Client or str, optional
+        The client, or a scheduler address to connect to; by default the current client.
+    chunk_size : int, optional
+        Rows per chunk for inputs that are not dask arrays (default: Dask's ``"auto"``).
+    persist : {"auto", True, False}, default "auto"
+        Keep the validated chunks (and their forward caches) in worker memory, or read
+        them from their source at every evaluation; ``"auto"`` persists when they fit in
+        :data:`PERSIST_FRACTION` of the workers' memory.
+    timeout : float, default :data:`DEFAULT_TIMEOUT`
+        Seconds any single wait may take before ``TimeoutError``.
+
+    Attributes
+    ----------
+    nfev, njev, nhev : int
+        As for ``Objective``: points whose loss was computed, gradients, curvature products.
+    persisted : bool
+        Whether the data live in worker memory.
+    row_ranges : list of (int, int)
+        The rows of each chunk.
+    """
+
+    def __init__(
+        self,
+        net: Any,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        client: Any = None,
+        *,
+        chunk_size: int | None = None,
+        persist: bool | str = "auto",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        da, distributed = _dask()
+        self.net = net
+        self.arch = arch = architecture_of(net)
+        for name, value, kind in (
+            ("timeout", timeout, numbers.Real),
+            ("chunk_size", 1 if chunk_size is None else chunk_size, numbers.Integral),
+        ):
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if persist not in ("auto", True, False):
+            raise ValueError(f"persist must be 'auto', True or False, got {persist!r}")
+        self.timeout = float(timeout)
+        self.client = client = _client(client, self.timeout)
+        Xd = _rows(da, X, "X", chunk_size or "auto")
+        if Xd.ndim != 2:
+            raise ValueError(
+                f"X must be 2-D with shape (n_samples, {arch.sizes[0]}), got shape {Xd.shape}"
+            )
+        N = Xd.shape[0]
+        for name, value in (("y", y), ("sample_weight", sample_weight)):
+            n = np.shape(value)[0] if value is not None and np.ndim(value) else None
+            if value is not None and n != N:
+                raise ValueError(f"X has {N} rows but {name} has {n}: they must agree")
+        rows = Xd.chunks[0]
+        yd = _rows(da, y, "y", rows)
+        wd = None if sample_weight is None else _rows(da, sample_weight, "sample_weight", rows)
+        self.n_samples = N
+        ends = np.cumsum((0,) + rows)
+        self.row_ranges = [(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:])]
+        self._token = uuid.uuid4().hex
+        self._arch_f = self._scatter(_Box(arch))
+        self.persisted = self._fits(persist, N)
+
+        # validate every chunk on the workers, and add the weight totals in chunk order
+        xs, ys = Xd.to_delayed().ravel(), yd.to_delayed().ravel()
+        ws = [None] * len(xs) if wd is None else wd.to_delayed().ravel()
+        import dask
+
+        checked = [
+            dask.delayed(_validated, pure=False)(x, y_, w, arch, a, b, i)
+            for i, (x, y_, w, (a, b)) in enumerate(zip(xs, ys, ws, self.row_ranges))
+        ]
+        raw = client.compute(checked)
+        stats = self._gather(client.map(_weight_stats, raw, pure=False))
+        sums = [s for s, _ in stats]
+        total, scale = _ordered_sum(sums), 1.0
+        if wd is not None and not total > 0:
+            raise ValueError("sample_weight must not be all zero")
+        if not math.isfinite(total):  # finite weights whose sum overflows (as in memory)
+            scale = max(m for _, m in stats)
+            total = _ordered_sum(self._gather(client.map(_scaled_sum, raw, scale=scale)))
+        self._norm = (total, scale)
+        if self.persisted:
+            self._data = client.map(_weighted, raw, total=total, scale=scale, pure=False)
+            self._wait(self._data)
+        else:
+            self._source = _Box(_Source(Xd, yd, wd))
+            self._data = self._scatter(self._source)
+        del raw, checked
+        self._reset()
+
+    @classmethod
+    def from_batch(cls, *args: Any, **kwargs: Any) -> DaskObjective:
+        """Not for a DaskObjective, whose rows never come to the client as a ``Batch``."""
+        raise TypeError("a DaskObjective takes X, y and weights; for a Batch use Objective")
+
+    def _reset(self) -> None:
+        self.nfev = self.njev = self.nhev = 0
+        self._overflow_ok = False
+        self._key = np.empty(self.arch.n_params)
+        self._theta: FloatArray | None = None
+        self._params: Any = None
+        self._J: float | None = None
+        self._g: FloatArray | None = None
+        self._H: dict[str, FloatArray] = {}
+        self._theta_f: Any = None  # theta's future on the workers
+        self._local: Objective | None = None
+
+    def fresh(self) -> DaskObjective:
+        """An objective on the same persisted data with zero counts and no cached point."""
+        other = copy.copy(self)
+        other._reset()
+        return other
+
+    def _fits(self, persist: bool | str, N: int) -> bool:
+        if persist != "auto":
+            return bool(persist)
+        arch = self.arch
+        per_row = 8 * (arch.sizes[0] + arch.sizes[-1] + 1) + Workspace(arch, 1).max_nbytes
+        try:
+            info = self.client.scheduler_info(n_workers=-1)  # every worker, not the first 5
+        except TypeError:  # distributed before 2025.1 lists them all anyway
+            info = self.client.scheduler_info()
+        workers = info["workers"].values()
+        limit = sum(w.get("memory_limit") or 0 for w in workers)
+        return limit == 0 or N * per_row <= PERSIST_FRACTION * limit
+
+    # -- moving theta and partial sums ---------------------------------------------------
+    def _live(self) -> Any:
+        if self.client.status not in ("running", "connecting", "newly-created"):
+            raise RuntimeError(
+                f"the Dask client of this objective is {self.client.status}: nothing can be "
+                "evaluated on the cluster any more"
+            )
+        return self.client
+
+    def _scatter(self, value: Any) -> Any:
+        """``value`` copied to every worker once; its future."""
+        _, distributed = _dask()
+        try:
+            return self.client.scatter(value, broadcast=True, hash=False, timeout=self.timeout)
+        except (TimeoutError, distributed.TimeoutError) as err:
+            raise TimeoutError(
+                f"could not send data to the Dask workers within timeout={self.timeout} s: "
+                f"{err} (has the cluster any workers?)"
+            ) from err
+
+    def _wait(self, futures: list) -> None:
+        """Wait for ``futures`` to finish (in error or not), at most ``timeout``."""
+        _, distributed = _dask()
+        try:
+            distributed.wait(futures, timeout=self.timeout)
+        except (TimeoutError, distributed.TimeoutError) as err:
+            raise TimeoutError(
+                f"a Dask computation did not finish within timeout={self.timeout} s (is the "
+                "cluster alive and has it workers?)"
+            ) from err
+        except CancelledError as err:
+            raise self._cancelled(err) from err
+
+    def _cancelled(self, err: BaseException) -> RuntimeError:
+        self._live()  # a closed client says so
+        return RuntimeError(f"a Dask computation was cancelled: {err!r}")
+
+    def _gather(self, futures: Any) -> Any:
+        """The results of ``futures`` (one future or a list), after :meth:`_wait`."""
+        single = not isinstance(futures, list)
+        futures = [futures] if single else futures
+        self._wait(futures)
+        try:
+            done = self.client.gather(futures)  # raises a task's error
+        except CancelledError as err:
+            raise self._cancelled(err) from err
+        return done[0] if single else done
+
+    def _run(self, what: str, v: FloatArray | None = None, retries: int = 1) -> list:
+        """The partial sums of every chunk for ``what``, added in a fixed tree."""
+        client = self._live()
+        try:
+            if self._theta_f is None:  # once per theta: products at one point share it
+                self._theta_f = self._scatter(self._key.copy())
+            v_f = None
+            if v is not None:
+                v_f = self._scatter(v)
+            n = len(self.row_ranges)
+            data = self._data if self.persisted else [self._data] * n
+            level = client.map(
+                _evaluate,
+                data,
+                range(n),
+                [a for a, _ in self.row_ranges],
+                [b for _, b in self.row_ranges],
+                theta=self._theta_f,
+                v=v_f,
+                what=what,
+                arch=self._arch_f,
+                token=self._token,
+                norm=self._norm,
+                pure=False,
+            )
+            # the tree's levels on the workers, and its root on the client when what
+            # remains is small (a level of tasks costs a scheduling round trip)
+            size = 8 * (self.arch.n_params if what != "fun" else 1)
+            if what.startswith("hess_"):
+                size *= self.arch.n_params
+            while len(level) > 1 and len(level) * size > CLIENT_SUM_BYTES or len(level) > FAN_IN:
+                level = [
+                    client.submit(_add, *level[i : i + FAN_IN], pure=False)
+                    for i in range(0, len(level), FAN_IN)
+                ]
+            return _add(*self._gather(level))
+        except RuntimeError as err:
+            # scattered data lost with every worker that held them: scatter them again, once
+            if retries and isinstance(err.__cause__, CancelledError):
+                self._theta_f = None
+                self._arch_f = self._scatter(_Box(self.arch))
+                if not self.persisted:
+                    self._data = self._scatter(self._source)
+                return self._run(what, v, retries - 1)
+            raise
+
+    # -- the point -------------------------------------------------------------------
+    def _at(self, theta: Any) -> None:
+        if self._same(theta):
+            return
+        theta = check_theta(theta, self.arch.n_params)
+        self._theta = None
+        np.copyto(self._key, theta)
+        self._params = self.arch.layout.unpack(self._key)
+        self._J, self._g, self._H, self._theta_f = None, None, {}, None
+        self._theta = self._key
+
+    # -- the public interface of Objective ---------------------------------------------
+    def fun(self, theta: Any) -> float:
+        """``J(theta)``."""
+        self._at(theta)
+        if self._J is None:
+            (data,) = self._run("fun")
+            self._J = float(data) + kernels.l2_value(self.arch, self._params)
+            self.nfev += 1
+        return self._finite(self._J, "the loss")
+
+    def jac(self, theta: Any) -> FloatArray:
+        """``dJ/dtheta``, a new array the caller owns."""
+        self._at(theta)
+        if self._g is None:
+            data, g = self._run("fun_and_jac")
+            if self._J is None:
+                self.nfev += 1
+            self._J = float(data) + kernels.l2_value(self.arch, self._params)
+            self._g = self._with_l2(g, self._key)
+            self.njev += 1
+        return self._finite(self._g, "the gradient").copy()
+
+    def _product(self, kind: str, theta: Any, v: Any) -> FloatArray:
+        self._at(theta)
+        v = check_vector(v, self.arch.n_params)
+        self.nhev += 1
+        (total,) = self._run(kind, np.array(v))  # a copy the workers own
+        result = self._with_l2(total, v)
+        return self._finite(result, f"the {kind.replace('_', '-')} curvature product")
+
+    def hess(self, theta: Any, kind: str = "exact") -> FloatArray:
+        """The full Hessian or Gauss-Newton matrix (small networks): each chunk builds its
+        share column by column, and the ``(n_params, n_params)`` shares are added."""
+        if kind not in ("exact", "gauss_newton"):
+            raise ValueError(f"kind must be 'exact' or 'gauss_newton', got {kind!r}")
+        self._at(theta)
+        if kind not in self._H:
+            (H,) = self._run(f"hess_{kind}")
+            self.nhev += self.arch.n_params
+            if self.arch.l2:
+                H[np.diag_indices_from(H)] += self.arch.l2 * self.arch.layout.weight_mask()
+            self._H[kind] = 0.5 * (H + H.T)
+        return self._finite(self._H[kind], "the Hessian").copy()
+
+    # -- least squares: every row on the client ------------------------------------------
+    def _in_memory(self) -> Objective:
+        """An in-memory ``Objective`` on the gathered rows (least squares needs the whole
+        residual Jacobian on the client anyway); ValueError when it would exceed
+        :data:`MAX_GATHER_BYTES`."""
+        if self._local is None:
+            arch = self.arch
+            size = 8 * self.n_samples * arch.sizes[-1] * arch.n_params
+            if size > MAX_GATHER_BYTES:
+                raise ValueError(
+                    f"the residual Jacobian of {self.n_samples} rows takes {size / 2**30:.1f} "
+                    f"GiB, more than MAX_GATHER_BYTES = {MAX_GATHER_BYTES / 2**30:.0f} GiB: use "
+                    "a minimize method instead (Newton-CG or trust-krylov with curvature="
+                    "'gauss_newton' is the same Gauss-Newton model, without the residuals)"
+                )
+            n = len(self.row_ranges)
+            data = self._data if self.persisted else [self._data] * n
+            starts, stops = zip(*self.row_ranges)
+            parts = self._gather(
+                self.client.map(
+                    _load,
+                    data,
+                    range(n),
+                    starts,
+                    stops,
+                    arch=self._arch_f,
+                    norm=self._norm,
+                    pure=False,
+                )
+            )
+            batch = Batch(
+                np.concatenate([p.X for p in parts]),
+                np.asfortranarray(np.concatenate([p.Y for p in parts])),
+                np.concatenate([p.omega for p in parts]),
+            )
+            self._local = Objective.from_batch(self.net, batch)
+        return self._local
+
+    def residuals(self, theta: Any) -> FloatArray:
+        """mse residuals (every row, on the client; see :meth:`_in_memory`)."""
+        local = self._in_memory()
+        before = local.nfev
+        r = local.residuals(theta)
+        self.nfev += local.nfev - before
+        return r
+
+    def jacobian(self, theta: Any) -> FloatArray:
+        """Jacobian of :meth:`residuals`, shape ``(len(r), n_params)``, on the client."""
+        local = self._in_memory()
+        before = local.nfev, local.njev
+        Jr = local.jacobian(theta)
+        self.nfev += local.nfev - before[0]
+        self.njev += local.njev - before[1]
+        return Jr
+
+    # -- lifetime ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the persisted data and the workers' forward caches."""
+        if self.client.status == "running":
+            self.client.run(_forget, self._token)
+        self._data = None
+
+    def __enter__(self) -> DaskObjective:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _ordered_sum(values: list[float]) -> float:
+    """``values`` added left to right (the chunk order)."""
+    total = 0.0
+    for value in values:
+        total += value
+    return total

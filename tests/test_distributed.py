@@ -1,0 +1,395 @@
+"""nncore.distributed: DaskObjective on a LocalCluster of process workers, started and stopped
+here, against the in-memory Objective (the oracle: the per-chunk code is the same, only the
+order of the sums differs)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+zarr = pytest.importorskip("zarr")
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import nncore  # noqa: E402
+from nncore import distributed as nd  # noqa: E402
+from nncore.testing import data, networks, parameters  # noqa: E402
+
+RTOL = 1e-12
+"""The issue's bound.  DaskObjective adds the same per-chunk partial sums as the in-memory
+objective but in another order (chunk sums, then a tree) and divides by a weight total added
+chunk by chunk; each is a few float64 roundings (eps = 2.2e-16) of terms bounded by the
+result's scale for these small, bounded draws."""
+TRAIN_RTOL = 1e-7
+"""Training with the same method from the same start: the two objectives differ by round-off
+(RTOL), which an optimiser carries along its path; over the few dozen iterations here that
+stays many orders below this bound, far above what a wrong gradient would give."""
+MINIMUM_RTOL = 1e-10
+"""Two runs that stop at the same minimum with gradients below 1e-7 have losses that agree
+to about |g|^2 / curvature, far below this; two different minima differ at 1e-3 or more."""
+MINIMUM_X_RTOL = 1e-4
+"""The minimiser itself is fixed only to about |g| / (smallest curvature): this network has
+weakly curved directions (the l2 term, 1e-3, bounds them from below)."""
+
+
+def process_cluster(n_workers):
+    """A client of a LocalCluster of ``n_workers`` process workers, one thread each."""
+    cluster = distributed.LocalCluster(
+        n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def client():
+    yield from process_cluster(2)
+
+
+@pytest.fixture(scope="module")
+def one_worker():
+    yield from process_cluster(1)
+
+
+def close(a, b, rtol=RTOL):
+    a, b = np.asarray(a), np.asarray(b)
+    scale = max(float(np.abs(b).max()), np.finfo(float).tiny)
+    return float(np.abs(a - b).max()) <= rtol * scale
+
+
+def small_problem(n=300, seed=0, loss="cross_entropy", weights=True):
+    rng = np.random.default_rng(seed)
+    net = nncore.MLP([4, 6, 3], activation="tanh", loss=loss, l2=1e-3)
+    X = rng.normal(size=(n, 4))
+    y = rng.integers(0, 3, n) if loss == "cross_entropy" else rng.normal(size=(n, 3))
+    w = rng.uniform(0.5, 2.0, n) if weights else None
+    return net, X, y, w
+
+
+@st.composite
+def chunkings(draw, n):
+    """Uneven row chunks summing to ``n``."""
+    cuts = draw(st.lists(st.integers(1, n - 1), max_size=4, unique=True)) if n > 1 else []
+    ends = [0, *sorted(cuts), n]
+    return tuple(b - a for a, b in zip(ends[:-1], ends[1:]))
+
+
+@settings(max_examples=8)
+@given(st.data())
+def test_equals_the_in_memory_objective(client, d):
+    net = d.draw(networks(hidden_layers=(1, 2), widths=(1, 5)))
+    theta = d.draw(parameters(net))
+    X, y, w = d.draw(data(net, samples=(1, 30)))
+    v = d.draw(parameters(net))
+    rows = d.draw(chunkings(X.shape[0]))
+    Xd = da.from_array(X, chunks=(rows, max(1, X.shape[1] // 2)))  # columns get merged
+    yd = da.from_array(y) if d.draw(st.booleans()) else y  # other row chunks get rechunked
+    obj = nd.DaskObjective(net, Xd, yd, w, client=client, persist=d.draw(st.booleans()))
+    ref = net.objective(X, y, w)
+    J, g = obj.fun_and_jac(theta)
+    J0, g0 = ref.fun_and_jac(theta)
+    assert close(J, J0) and close(g, g0)
+    assert close(obj.hessp(theta, v), ref.hessp(theta, v))
+    assert close(obj.gnvp(theta, v), ref.gnvp(theta, v))
+    assert obj.row_ranges[-1][1] == X.shape[0] and len(obj.row_ranges) == len(rows)
+
+
+def test_hess_and_counts_and_inputs_unchanged(client):
+    net, X, y, w = small_problem()
+    X0, y0, w0 = X.copy(), y.copy(), w.copy()
+    obj = nd.DaskObjective(net, da.from_array(X, chunks=70), y, w, client=client)
+    ref = net.objective(X, y, w)
+    theta = net.init(0)
+    for kind in ("exact", "gauss_newton"):
+        assert close(obj.hess(theta, kind), ref.hess(theta, kind), 1e-11)
+    assert obj.nhev == 2 * net.n_params
+    assert close(obj.fun(theta), ref.fun(theta)) and obj.nfev == 1
+    obj.jac(theta)
+    assert (obj.nfev, obj.njev) == (1, 1)  # the loss of this point was already known
+    assert np.array_equal(X, X0) and np.array_equal(y, y0) and np.array_equal(w, w0)
+
+
+def test_weights_whose_sum_overflows_and_bad_arguments(client):
+    net, X, y, _ = small_problem(n=100)
+    w = np.full(100, 1e308)  # finite, but their sum is not: both divide by the largest first
+    w[::3] = 5e307
+    obj = nd.DaskObjective(net, da.from_array(X, chunks=30), y, w, client=client)
+    ref = net.objective(X, y, w)
+    theta = net.init(0)
+    J, g = obj.fun_and_jac(theta)
+    J0, g0 = ref.fun_and_jac(theta)
+    assert close(J, J0) and close(g, g0)
+    with pytest.raises(TypeError, match="timeout must be a number"):
+        nd.DaskObjective(net, X, y, client=client, timeout="1")
+    with pytest.raises(ValueError, match="chunk_size must be positive"):
+        nd.DaskObjective(net, X, y, client=client, chunk_size=0)
+    with pytest.raises(TypeError, match="a DaskObjective takes X, y"):
+        nd.DaskObjective.from_batch(net, net.batch(X, y))
+
+
+def test_the_forward_cache_stays_on_the_workers(client):
+    net, X, y, w = small_problem()
+    obj = nd.DaskObjective(net, da.from_array(X, chunks=100), y, w, client=client, persist=True)
+    theta, v = net.init(0), np.ones(net.n_params)
+    obj.fun_and_jac(theta)
+    token = obj._token
+
+    def states():
+        """{worker: [(chunk, id of its cached theta, that theta)]} for this objective."""
+        return client.run(
+            lambda: [(i, id(s.key), s.key.copy()) for i, s in nd._STATES.get(token, {}).items()]
+        )
+
+    before = states()
+    cached = [entry for entries in before.values() for entry in entries]
+    assert {i for i, _, _ in cached} == set(range(len(obj.row_ranges)))
+    assert all(np.array_equal(key, theta) for _, _, key in cached)
+    # products at the same theta reuse them: no forward pass replaces the cached key
+    obj.hessp(theta, v)
+    obj.gnvp(theta, v)
+    assert {a: [e[:2] for e in s] for a, s in states().items()} == {
+        a: [e[:2] for e in s] for a, s in before.items()
+    }
+    obj.fun(theta + 1.0)  # a new point replaces every chunk's cache
+    assert all(
+        np.array_equal(key, theta + 1.0) for entries in states().values() for _, _, key in entries
+    )
+
+
+def test_bit_for_bit_across_runs_and_worker_counts(client, one_worker):
+    net, X, y, w = small_problem(seed=1)
+    chunks = (50, 80, 20, 150)
+    theta, v = net.init(3), np.linspace(-1, 1, net.n_params)
+
+    def results(c):
+        obj = nd.DaskObjective(net, da.from_array(X, chunks=(chunks, 4)), y, w, client=c)
+        J, g = obj.fun_and_jac(theta)
+        return [np.array([J]), g, obj.hessp(theta, v), obj.gnvp(theta, v)]
+
+    first, second = results(client), results(client)
+    single = results(one_worker)
+    for a, b, c in zip(first, second, single):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def test_train_lbfgsb_follows_the_in_memory_path(client):
+    net, X, y, w = small_problem(seed=2)
+    kw = dict(method="L-BFGS-B", seed=0, sample_weight=w, options={"maxiter": 25})
+    res = nncore.train(net, da.from_array(X, chunks=(60, 4)), y, client=client, **kw)
+    ref = nncore.train(net, X, y, **kw)
+    assert res.nit == ref.nit and res.nfev == ref.nfev
+    assert close(res.x, ref.x, TRAIN_RTOL) and close(res.fun, ref.fun, TRAIN_RTOL)
+
+
+def test_train_newton_cg_reaches_the_in_memory_minimum(client):
+    # Newton-CG's inner CG stops on a tolerance, so round-off can change an inner iteration
+    # count and the path (1e-5 apart after 25 steps here): run both to the minimum instead
+    net, X, y, w = small_problem(n=120, seed=2)
+    kw = dict(method="Newton-CG", seed=0, sample_weight=w, options={"maxiter": 200, "xtol": 1e-12})
+    res = nncore.train(net, da.from_array(X, chunks=(60, 4)), y, client=client, **kw)
+    ref = nncore.train(net, X, y, **kw)
+    assert res.success and ref.success and res.nhev > 0
+    assert close(res.fun, ref.fun, MINIMUM_RTOL) and close(res.x, ref.x, MINIMUM_X_RTOL)
+
+
+def test_train_least_squares_gathers_the_rows_and_refuses_when_too_large(client, monkeypatch):
+    net, X, y, _ = small_problem(n=60, loss="mse")
+    Xd = da.from_array(X, chunks=25)
+    res = nncore.train(net, Xd, y, method="trf", seed=0, options={"max_nfev": 20})
+    ref = nncore.train(net, X, y, method="trf", seed=0, options={"max_nfev": 20})
+    assert close(res.x, ref.x, TRAIN_RTOL)
+    monkeypatch.setattr(nd, "MAX_GATHER_BYTES", 1000)
+    with pytest.raises(ValueError, match="MAX_GATHER_BYTES.*gauss_newton"):
+        nncore.train(net, Xd, y, method="trf", seed=0)
+    with pytest.raises(ValueError, match="chunk_size and n_jobs"):
+        nncore.train(net, Xd, y, chunk_size=10)
+
+
+class BytesRead:
+    """Counts the bytes the client reads from TCP (from the scheduler and, when it gathers,
+    from workers), by wrapping distributed's one reading function; LocalCluster's scheduler
+    runs in this process too, and its reads (on the scheduler's port) are left out."""
+
+    def __init__(self, monkeypatch, client):
+        import distributed.comm.tcp as tcp
+
+        self.n = 0
+        original = tcp.read_bytes_rw
+        scheduler_port = int(client.scheduler.address.rsplit(":", 1)[1])
+
+        async def counting(stream, n):
+            if stream.socket is not None and stream.socket.getsockname()[1] != scheduler_port:
+                self.n += n
+            return await original(stream, n)
+
+        monkeypatch.setattr(tcp, "read_bytes_rw", counting)
+
+
+def test_nothing_of_size_n_reaches_the_client(client, monkeypatch):
+    rng = np.random.default_rng(4)
+    N, n_in = 200_000, 8
+    net = nncore.MLP([n_in, 5, 1], activation="tanh", loss="mse")
+    X = da.from_array(rng.normal(size=(N, n_in)), chunks=(N // 16, n_in))
+    y = da.from_array(rng.normal(size=N), chunks=N // 16)
+    obj = nd.DaskObjective(net, X, y, client=client, persist=True)
+    theta = net.init(0)
+    counter = BytesRead(monkeypatch, client)
+    for k in range(4):
+        obj.fun_and_jac(theta + 0.01 * k)
+        obj.hessp(theta, theta)
+    # 8 evaluations bring back 8 vectors of n_params floats and the scheduler's messages:
+    # kilobytes; one chunk of X alone (N/16 rows) is 800 kB, the residuals 1.6 MB
+    print("bytes read by the client", counter.n)
+    bound = 100_000
+    assert counter.n < bound, counter.n
+    before = counter.n
+    obj.residuals(theta)  # the planted gather: every row comes to the client
+    assert counter.n - before > 8 * N
+
+
+def test_a_killed_worker_is_survived_with_the_same_result(client):
+    net, X, y, w = small_problem(n=400, seed=5)
+    Xd = da.from_array(X, chunks=(50, 4))
+    kw = dict(method="L-BFGS-B", seed=0, sample_weight=w, options={"maxiter": 30})
+    calm = nncore.train(net, Xd, y, client=client, **kw)
+    pids = client.run(os.getpid)
+    killed = []
+
+    def kill_one(intermediate_result):
+        if len(killed) == 0 and len(intermediate_result.x):
+            victim = pids[sorted(pids)[0]]
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+            time.sleep(0.5)  # let the scheduler see it go
+
+    hit = nncore.train(net, Xd, y, client=client, callback=kill_one, **kw)
+    assert killed
+    assert np.array_equal(hit.x, calm.x) and hit.fun == calm.fun and hit.nit == calm.nit
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
+    assert killed[0] not in client.run(os.getpid).values()
+
+
+@pytest.mark.parametrize("persist", [True, False])
+def test_a_lone_worker_killed_takes_theta_with_it_and_it_is_sent_again(one_worker, persist):
+    net, X, y, w = small_problem(seed=7)
+    obj = nd.DaskObjective(net, X, y, w, client=one_worker, chunk_size=60, persist=persist)
+    theta, v = net.init(0), np.ones(net.n_params)
+    before = obj.hessp(theta, v)
+    (pid,) = one_worker.run(os.getpid).values()
+    os.kill(pid, signal.SIGKILL)  # theta, v and the architecture were only there
+    time.sleep(0.5)
+    assert np.array_equal(obj.hessp(theta, v), before)
+    one_worker.wait_for_workers(1, timeout=60)
+
+
+def test_data_from_disk_memmap_and_zarr(client, tmp_path):
+    net, X, y, w = small_problem(n=250, seed=6)
+    np.save(tmp_path / "X.npy", X)
+    mm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    z = zarr.open_array(
+        str(tmp_path / "X.zarr"), mode="w", shape=X.shape, chunks=(64, 4), dtype="f8"
+    )
+    z[:] = X
+    ref = net.objective(X, y, w)
+    theta, v = net.init(1), np.ones(net.n_params)
+    J0, g0 = ref.fun_and_jac(theta)
+    for source, persist in ((mm, True), (z, True), (z, False), (da.from_zarr(z), False)):
+        obj = nd.DaskObjective(net, source, y, w, client=client, chunk_size=64, persist=persist)
+        assert obj.persisted is persist
+        J, g = obj.fun_and_jac(theta)
+        assert close(J, J0) and close(g, g0) and close(obj.hessp(theta, v), ref.hessp(theta, v))
+    # the memory map travels as its file name, not its bytes
+    graph_bytes = len(__import__("pickle").dumps(nd.MemmapFile(mm)))
+    assert graph_bytes < 1000 < X.nbytes
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda X, y, w: X.__setitem__((130, 2), np.nan),
+            r"X must be finite.*chunk 2: rows 100:150",
+        ),
+        (
+            lambda X, y, w: y.__setitem__(260, 7),
+            r"labels must lie in \[0, 3\).*chunk 5: rows 250:300",
+        ),
+        (lambda X, y, w: w.__setitem__(3, -1.0), r"non-negative.*chunk 0: rows 0:50"),
+        (lambda X, y, w: w.__setitem__(slice(None), 0.0), r"must not be all zero"),
+    ],
+)
+def test_bad_data_are_named_by_chunk(client, change, message):
+    net, X, y, w = small_problem()
+    change(X, y, w)
+    with pytest.raises(ValueError, match=message):
+        nd.DaskObjective(net, da.from_array(X, chunks=(50, 4)), y, w, client=client)
+
+
+def test_rows_that_disagree_raise(client):
+    net, X, y, w = small_problem()
+    with pytest.raises(ValueError, match="X has 300 rows but y has 299"):
+        nd.DaskObjective(net, da.from_array(X, chunks=50), y[:-1], client=client)
+    # a chunk that lies about its rows (as a from_delayed chunk can)
+    lying = da.from_delayed(__import__("dask").delayed(X[:40]), shape=(50, 4), dtype=float)
+    with pytest.raises(ValueError, match="holds 40 rows, but the dask array says 50"):
+        nd.DaskObjective(net, lying, y[:50], client=client)
+    unknown = da.from_array(X, chunks=50)[da.from_array(X[:, 0] > 0, chunks=50)]
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        nd.DaskObjective(net, unknown, y[X[:, 0] > 0], client=client)
+
+
+def test_no_hang_without_workers_unreachable_scheduler_or_closed_client(client):
+    net, X, y, w = small_problem(n=40)
+    t0 = time.perf_counter()
+    with pytest.raises(TimeoutError, match="could not reach the Dask scheduler"):
+        nd.DaskObjective(net, X, y, client="tcp://127.0.0.1:9", timeout=1)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        with distributed.Client(empty) as c0:
+            with pytest.raises(TimeoutError, match="within timeout=1.0 s"):
+                nd.DaskObjective(net, X, y, client=c0, timeout=1)
+    assert time.perf_counter() - t0 < 30
+    with (
+        distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as local,
+        distributed.Client(local) as c1,
+    ):
+        obj = nd.DaskObjective(net, X, y, client=c1, chunk_size=10)
+        obj.fun(net.init(0))
+    with pytest.raises(RuntimeError, match="client of this objective is closed"):
+        obj.fun(net.init(1))
+
+
+def test_import_nncore_does_not_import_dask_and_the_message_names_the_packages():
+    code = (
+        "import sys, nncore, nncore.distributed\n"
+        "assert not any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules)\n"
+        "sys.modules['dask'] = None\n"
+        "try:\n"
+        "    nncore.distributed.DaskObjective(nncore.MLP([1, 1]), [[0.0]], [0.0])\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert 'pip install "dask[array]" distributed' in done.stdout
+    assert "nncore[" not in done.stdout and '".[dask]"' in done.stdout
+
+
+def test_bench_distributed_quick_runs():
+    """Smoke test of benchmarks/bench_distributed.py (timings are never asserted)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "benchmarks", "bench_distributed.py")
+    env = {**os.environ, "PYTHONPATH": root}  # this checkout's nncore, as the tests import
+    done = subprocess.run(
+        [sys.executable, script, "--quick"], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "out of core" in done.stdout and "ratio at N=1e6" in done.stdout
