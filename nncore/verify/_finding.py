@@ -30,7 +30,10 @@ class Problem:
 
     ``f`` and ``gr`` count their calls (``nfev``, ``ngev``); ``blocks`` are the named
     ``(name, slice or index array)`` pairs, with ``(in no block)`` for coordinates none
-    covers; ``mode`` is ``"coordinates"`` or ``"directions"`` (``auto`` resolved).
+    covers; ``mode`` is ``"coordinates"`` or ``"directions"`` (``auto`` resolved);
+    ``profile`` is ``"fast"`` or ``"thorough"``; ``fun`` the user's function (uncounted, for
+    the workers) and ``workers`` as given; ``evaluate(index, offset)`` gives
+    ``f(x + offset[k] e_{index[k]})`` through the workers while a check runs (counted).
     """
 
     f: Counter
@@ -44,6 +47,10 @@ class Problem:
     rng: np.random.Generator
     mode: str
     n_directions: int
+    profile: str = "fast"
+    fun: Callable[..., float] | None = None
+    workers: Any = 1
+    evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     @property
     def n(self) -> int:
