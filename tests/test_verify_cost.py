@@ -330,3 +330,45 @@ def test_hessp_error_bar_is_tight(kind, jax):
     assert info["fd_rel_error"] is not None, str(report)
     line = next(r for r in report.reasons if r.startswith("Hessian-vector product vs"))
     assert f"{net.n_params} of {net.n_params} entries outside" in line, str(report)
+
+
+# -- what each mode can see ------------------------------------------------------------
+
+
+def test_default_is_coordinates_up_to_10000_parameters_and_finds_1e3_in_one_entry():
+    """A 2,410-parameter relu network (the issue's example; directions mode, the default
+    before, caught 1e-1 there): the default now checks every coordinate and finds an entry
+    off by 1e-3 relative, 5 times of 5 (entries drawn among the resolved ones)."""
+    net = MLP([20, 100, 3, 10], activation="relu", loss="cross_entropy")
+    rng = np.random.default_rng(7)
+    theta, Xr, yr = net.init(rng), rng.standard_normal((64, 20)), rng.integers(0, 10, 64)
+    assert 2000 < net.n_params <= 10_000
+    g = net.grad(theta, Xr, yr)
+    good = check_gradient(net.loss, net.grad, theta, (Xr, yr))
+    assert good.mode == "coordinates" and good.passed, str(good)
+    candidates = np.flatnonzero(np.abs(g) > 1e-4 * np.abs(g).max())
+    for i in rng.choice(candidates, 5, replace=False):
+        wrong = g.copy()
+        wrong[i] *= 1.0 + 1e-3
+        report = check_gradient(net.loss, lambda t, *a, w=wrong: w, theta, (Xr, yr))
+        assert not report.passed and report.worst[0].index == i, str(report)
+
+
+def test_directions_that_all_cross_a_kink_are_reported_unchecked():
+    """Many relu pre-activations near 0: every random direction crosses a kink within its
+    step and is skipped; the report says so and names the unchecked blocks, instead of
+    'agree, worst relative error 0'."""
+    net = MLP([10, 50, 1], activation="relu", loss="mse")
+    rng = np.random.default_rng(0)
+    theta = net.init(rng)
+    (W1, b1), _ = net.unpack(theta)
+    # one sample per hidden unit whose pre-activation is 1e-9: any step moves it across 0
+    X0 = rng.standard_normal((50, 10))
+    Xk = X0 - W1 * ((np.einsum("ij,ij->i", W1, X0) + b1 - 1e-9) / (W1 * W1).sum(axis=1))[:, None]
+    assert np.abs(np.einsum("ij,ij->i", W1, Xk) + b1 - 1e-9).max() < 1e-12
+    yk = rng.standard_normal(50)
+    report = check_gradient(net, theta, Xk, yk, mode="directions")
+    assert report.directions["at_kink"] == report.directions["k"], str(report)
+    assert f"none checked: all {report.directions['k']} cross a relu kink" in report.reasons[0]
+    assert "block layer 1: W" in report.unresolved
+    assert "about d / sqrt(" in report.reasons[1]

@@ -74,7 +74,7 @@ def run_checks(p: Problem, context: Context, hessp: Callable | None = None) -> G
     else:
         first = check_directions(p, context)
     findings = [first]
-    if p.profile == "thorough" or not settled(first):
+    if p.profile == "thorough" or p.mode == "directions" or not settled(first):
         findings.append(check_taylor(p, context))
     else:
         findings.append(taylor_skipped())
@@ -99,13 +99,12 @@ def taylor_skipped() -> Finding:
 
 
 def settled(finding: Finding) -> bool:
-    """Whether the coordinates settled everything a Taylor test could add: every coordinate
-    agrees, is resolved and away from kinks (never true of the directions oracle)."""
+    """Whether the coordinates oracle's finding settled everything a Taylor test could add:
+    every coordinate agrees, is resolved and away from kinks."""
     fields = finding.fields
     return (
         finding.passed
         and finding.resolved
-        and "unresolved" in fields
         and not fields["unresolved"]
         and not fields["kink_params"]
     )

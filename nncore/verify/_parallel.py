@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import numbers
 import pickle
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -47,9 +48,19 @@ def real_scalar(value: Any, what: str) -> float:
     return float(arr)
 
 
+_INHERITED: dict[int, tuple] = {}
+"""``(fun, args, x)`` of the checks running a forked pool, by key: forked processes find them
+here, so that their tasks carry the key and the coordinates only."""
+
+
 def _evaluate_chunk(task: tuple) -> np.ndarray:
-    """``fun(point(x, i, s), *args)`` for the ``(i, s)`` of one chunk (runs in a worker)."""
-    fun, args, x, index, offset = task
+    """``fun(point(x, i, s), *args)`` for the ``(i, s)`` of one chunk (runs in a worker);
+    ``task`` is ``(fun, args, x, index, offset)`` or ``(key, index, offset)``."""
+    if len(task) == 3:
+        key, index, offset = task
+        fun, args, x = _INHERITED[key]
+    else:
+        fun, args, x, index, offset = task
     return np.array(
         [real_scalar(fun(point(x, int(i), float(s)), *args), "fun") for i, s in zip(index, offset)],
         dtype=np.float64,
@@ -69,10 +80,20 @@ def check_workers(workers: Any) -> None:
         raise ValueError(f"workers must be a positive int or a map-like callable, got {workers}")
 
 
+def _start_method() -> Any:
+    """``fork`` where the platform has it and JAX is not loaded (a process starts in
+    milliseconds, with ``fun`` already imported), else ``spawn`` (JAX's threads do not
+    survive a fork)."""
+    if "fork" in multiprocessing.get_all_start_methods() and "jax" not in sys.modules:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
 @contextmanager
 def mapper(workers: Any, fun: Callable, args: tuple) -> Iterator[tuple[Mapper | None, int]]:
     """``(map, chunks)`` for ``workers``: ``(None, 1)`` for 1 (evaluate here, in order); for
-    an int ``k > 1`` the map of a pool of ``k`` spawned processes, closed on exit (``fun`` and
+    an int ``k > 1`` the map of a pool of ``k`` processes (:func:`_start_method`), closed on
+    exit (``fun`` and
     ``args`` must pickle); a callable as given, with :data:`MAP_CHUNKS` chunks."""
     check_workers(workers)
     if callable(workers):
@@ -89,9 +110,28 @@ def mapper(workers: Any, fun: Callable, args: tuple) -> Iterator[tuple[Mapper | 
             f"(a module-level function or a bound method of a picklable object): {err}. "
             "For threads, pass workers=concurrent.futures.ThreadPoolExecutor(k).map"
         ) from None
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(int(workers), mp_context=ctx) as pool:
-        yield pool.map, CHUNKS_PER_WORKER * int(workers)
+    context = _start_method()
+    if context.get_start_method() != "fork":
+        with ProcessPoolExecutor(int(workers), mp_context=context) as pool:
+            yield pool.map, CHUNKS_PER_WORKER * int(workers)
+        return
+    key = id(fun) ^ id(args)
+    _INHERITED[key] = (fun, args, None)  # x is filled in by evaluate_points
+    try:
+        with ProcessPoolExecutor(int(workers), mp_context=context) as pool:
+            yield _Inherited(pool.map, key), CHUNKS_PER_WORKER * int(workers)
+    finally:
+        _INHERITED.pop(key, None)
+
+
+class _Inherited:
+    """The map of a forked pool whose processes inherit ``(fun, args, x)`` under ``key``."""
+
+    def __init__(self, map_: Mapper, key: int) -> None:
+        self.map, self.key = map_, key
+
+    def __call__(self, fn: Callable, tasks: Any) -> Any:
+        return self.map(fn, [(self.key, t[3], t[4]) for t in tasks])
 
 
 def evaluate_points(
@@ -112,6 +152,10 @@ def evaluate_points(
         return np.empty(0), 0
     if map_ is None:
         return np.array([f(point(x, int(i), float(s))) for i, s in zip(index, offset)]), 0
+    if isinstance(map_, _Inherited):  # before the first task forks the processes
+        fun_args_x = _INHERITED[map_.key]
+        if fun_args_x[2] is None:
+            _INHERITED[map_.key] = (fun, args, x)
     parts = np.array_split(np.arange(index.size), min(chunks, index.size))
     tasks = [(fun, args, x, index[part], offset[part]) for part in parts]
     results = list(map_(_evaluate_chunk, tasks))
