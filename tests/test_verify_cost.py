@@ -372,3 +372,15 @@ def test_directions_that_all_cross_a_kink_are_reported_unchecked():
     assert f"none checked: all {report.directions['k']} cross a relu kink" in report.reasons[0]
     assert "block layer 1: W" in report.unresolved
     assert "about d / sqrt(" in report.reasons[1]
+
+
+def test_directions_coarser_than_the_target_are_inconclusive_not_passed():
+    """rosen with n = 100,000 (|f| ~ 5e7): a direction's tolerance lets an entry of typical
+    size be off by several percent (a 10% error was caught 2 times in 5): the check says
+    so instead of passing."""
+    x = np.linspace(-1.5, 2.0, 100_000)
+    report = check_gradient(rosen, rosen_der, x)
+    assert report.mode == "directions" and report.verdict == "inconclusive", str(report)
+    assert report.resolution > 1e-2 and "block all (single entries to" in report.unresolved[0]
+    small = check_gradient(rosen, rosen_der, x[:50])
+    assert small.passed and small.resolution < 1e-5

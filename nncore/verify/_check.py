@@ -128,10 +128,19 @@ def compose(p: Problem, findings: list[Finding], notes: Sequence[str] = ()) -> G
     ``notes`` at the end."""
     passed = all(finding.passed for finding in findings)
     resolved = any(finding.resolved for finding in findings)
-    verdict = "failed" if not passed else "passed" if resolved else "inconclusive"
+    complete = any(finding.complete for finding in findings)
+    coarse = [] if complete else [name for finding in findings for name in finding.coarse]
+    verdict = "failed" if not passed else "passed" if resolved and not coarse else "inconclusive"
     reasons = [reason for finding in findings for reason in finding.reasons]
     if verdict == "inconclusive":
-        reasons.append(INCONCLUSIVE)
+        reasons.append(
+            INCONCLUSIVE
+            if not (resolved and coarse)
+            else "INCONCLUSIVE: single entries of "
+            + ", ".join(coarse)
+            + " are not resolved to the target (see the resolution above): check them in "
+            "mode='coordinates'"
+        )
     reasons += notes
     fields = _unfilled()
     for finding in findings:
@@ -165,4 +174,5 @@ def _unfilled() -> dict[str, Any]:
         "taylor": {"verdict": "not run", "rate": None},
         "check_grad": None,
         "n_extra": 0,
+        "resolution": None,
     }

@@ -80,6 +80,9 @@ def check_coordinates(p: Problem, context: Context) -> Finding:
     ok = n_bad == 0
     unresolved = [name_of(int(i)) for i in np.flatnonzero(smooth & ~c.resolved)]
     n_extra = int(c.extra.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel_tol = tolerance(c.fd, c.error) / np.abs(c.fd)
+    res = float(np.median(rel_tol[c.resolved])) if c.resolved.any() else float("inf")
     scheme = (
         f"fast profile: one central difference each, step doubling for {n_extra} of {n}"
         if p.profile == "fast"
@@ -90,6 +93,8 @@ def check_coordinates(p: Problem, context: Context) -> Finding:
         f"({n_bad} of {n} outside |g - fd| <= {FD_RTOL:.0e} |fd| + {FD_SAFETY:g} x error bar; "
         f"relative error {fd_rel:.1e})"
         + (f"; {len(unresolved)} of {n} unresolved" if unresolved else "")
+        + f"; resolution: an entry off by more than {res:.0e} of itself is reported (median "
+        "over the resolved entries)"
     ]
     if kink_params:
         reasons.append(
@@ -106,6 +111,7 @@ def check_coordinates(p: Problem, context: Context) -> Finding:
             "kink_params": kink_params,
             "unresolved": unresolved,
             "n_extra": n_extra,
+            "resolution": res,
         },
         reasons=reasons,
     )

@@ -14,7 +14,25 @@ import numpy as np
 
 from ._finding import Context, Finding, Problem
 from ._report import BlockError
-from ._schemes import FD_RTOL, FD_SAFETY, direction_check, unit_direction
+from ._schemes import FD_RTOL, FD_SAFETY, direction_check, tolerance, unit_direction
+
+RESOLUTION_TARGET = 1e-2
+"""The single-entry error a passing check must be able to see: 1% of an entry of typical
+size (the rms of the gradient over the block).  A direction ``u`` shows an error ``d`` in
+entry ``i`` as ``d u_i``, about ``d / sqrt(m)`` on a block of ``m`` entries, so a block's
+resolution is ``sqrt(m) tol_u / rms(g_B)``; above the target, a passing directions check
+leaves the block unresolved and the verdict inconclusive (unless an oracle that sees every
+entry, JAX, binds)."""
+
+
+def resolution(check: Any, g_block: np.ndarray) -> float:
+    """``sqrt(m) tol_u / rms(g_B)``: the error relative to a typical entry of the block that
+    a direction's tolerance ``tol_u`` lets through in one entry (inf where ``g_B = 0`` or
+    the direction crosses a kink)."""
+    rms = float(np.sqrt(np.mean(g_block * g_block)))
+    if check.at_kink or rms == 0.0:
+        return float("inf")
+    return float(np.sqrt(g_block.size) * tolerance(check.fd, check.error) / rms)
 
 
 def check_directions(p: Problem, context: Context) -> Finding:
@@ -65,6 +83,15 @@ def check_directions(p: Problem, context: Context) -> Finding:
             + ")"
         )
     unchecked = [name for name, ch in zip((b for b, _ in p.blocks), block_checks) if ch.at_kink]
+    block_resolution = {
+        name: resolution(ch, g[np.arange(n)[sl]])
+        for (name, sl), ch in zip(p.blocks, block_checks)
+        if not ch.at_kink
+    }
+    usable_res = [resolution(ch, g) for ch in usable]
+    dir_info["resolution"] = float(np.median(usable_res)) if usable_res else float("inf")
+    dir_info["block_resolution"] = block_resolution
+    coarse = [name for name, r in block_resolution.items() if not r <= RESOLUTION_TARGET]
     reasons = [
         f"{len(checks)} random directions: {verdict}; "
         f"{sum(not b.passed for b in block_rows)} of {len(block_rows)} blocks fail"
@@ -73,9 +100,11 @@ def check_directions(p: Problem, context: Context) -> Finding:
             if unchecked
             else ""
         ),
-        f"a direction sees an error d in one entry only as d u_i, about d / sqrt({n}) "
-        f"= {1.0 / np.sqrt(n):.1e} d: errors in single entries can pass here "
-        "(mode='coordinates' checks each)",
+        f"resolution: a direction sees an error d in one entry only as d u_i, about "
+        f"d / sqrt({n}), so an entry of typical size off by less than "
+        f"{dir_info['resolution']:.1e} of it passes here (target {RESOLUTION_TARGET:.0e}"
+        + (f"; coarser in {', '.join(coarse)}" if coarse else "")
+        + "; mode='coordinates' checks each entry)",
     ]
     return Finding(
         passed=ok,
@@ -84,9 +113,12 @@ def check_directions(p: Problem, context: Context) -> Finding:
             "blocks": block_rows,
             "located": located,
             "directions": dir_info,
-            "unresolved": [f"block {name}" for name in unchecked],
+            "resolution": dir_info["resolution"],
+            "unresolved": [f"block {name}" for name in unchecked]
+            + [f"block {name} (single entries to {block_resolution[name]:.0e})" for name in coarse],
         },
         reasons=reasons,
+        coarse=coarse + unchecked,
     )
 
 

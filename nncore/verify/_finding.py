@@ -110,9 +110,17 @@ class Finding:
     reasons : list of str
         Its sentences for ``report.reasons``: what it measured, against which tolerance,
         and its verdict.
+    coarse : list of str
+        Blocks whose single entries the oracle resolved more coarsely than its target (or
+        not at all): a pass leaves them unresolved.
+    complete : bool
+        Whether the oracle saw every entry to rounding (JAX, where it binds): it resolves the
+        blocks another oracle left coarse.
     """
 
     passed: bool = True
     resolved: bool = False
     fields: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    coarse: list[str] = field(default_factory=list)
+    complete: bool = False

@@ -99,6 +99,12 @@ class GradientReport:
         Coordinates mode: the coordinates given step doubling and a fourth difference (two
         more evaluations each): all of them in the thorough profile, in the fast one those
         whose first central difference did not settle the verdict.
+    resolution : float or None
+        The smallest error in one entry, relative to that entry, that the check reports:
+        coordinates mode, the median of ``tolerance_i / |fd_i|`` over the resolved
+        coordinates; directions mode, ``sqrt(n) tol_u / rms(g)`` (median over the
+        directions), above the target ``RESOLUTION_TARGET = 1e-2`` a pass is inconclusive
+        unless JAX binds.
     """
 
     passed: bool
@@ -122,6 +128,7 @@ class GradientReport:
     nhev: int = 0
     profile: str = "fast"
     n_extra: int = 0
+    resolution: float | None = None
 
     @property
     def worst_param(self) -> str:
