@@ -120,19 +120,22 @@ def cases(quick: bool) -> list[tuple[str, Callable[[], tuple]]]:
     return out
 
 
-def median_time(call: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median over ``repeats`` of the time of one ``call()``, each measured over as many
-    calls as take 20 ms (short calls are noisy on a shared machine); and the last result."""
-    t0 = time.perf_counter()
-    out = call()
-    number = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-6)))
-    times = []
-    for _ in range(repeats):
+def interleaved(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple]:
+    """``{name: (median time of one call, last result)}``, the calls interleaved (A B C A B
+    C ...) so that a shared machine's load falls on each alike; each measurement loops over as
+    many calls as take 20 ms (short calls are noisy)."""
+    number, out, times = {}, {}, {name: [] for name in calls}
+    for name, call in calls.items():
         t0 = time.perf_counter()
-        for _ in range(number):
-            out = call()
-        times.append((time.perf_counter() - t0) / number)
-    return statistics.median(times), out
+        out[name] = call()
+        number[name] = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-6)))
+    for _ in range(repeats):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            for _ in range(number[name]):
+                out[name] = call()
+            times[name].append((time.perf_counter() - t0) / number[name])
+    return {name: (statistics.median(times[name]), out[name]) for name in calls}
 
 
 def smallest_caught(fun, grad, x0, args, profile: str) -> float | None:
@@ -202,11 +205,15 @@ def compare(quick: bool, repeats: int) -> list[str]:
         counted = Counted(fun)
         check_grad(counted, grad, x0, *args)
         cg_evals = counted.calls
-        t_cg, _ = median_time(lambda: check_grad(fun, grad, x0, *args), repeats)
-        t_fast, fast = median_time(lambda: nncore.check_gradient(fun, grad, x0, args), repeats)
-        t_thor, thor = median_time(
-            lambda: nncore.check_gradient(fun, grad, x0, args, profile="thorough"), repeats
+        timed = interleaved(
+            {
+                "check_grad": lambda: check_grad(fun, grad, x0, *args),
+                "fast": lambda: nncore.check_gradient(fun, grad, x0, args),
+                "thorough": lambda: nncore.check_gradient(fun, grad, x0, args, profile="thorough"),
+            },
+            repeats,
         )
+        (t_cg, _), (t_fast, fast), (t_thor, thor) = timed.values()
         t_jax = jax_check_grads_time(name, x0, args)
         caught = [smallest_caught(fun, grad, x0, args, p) for p in ("fast", "thorough")]
         rows.append(
@@ -239,7 +246,7 @@ class SlowLoss:
 
 def workers(quick: bool, repeats: int) -> list[str]:
     slow = SlowLoss(2_000 if quick else 20_000)
-    t_eval, _ = median_time(lambda: slow.loss(slow.theta), 5)
+    t_eval = interleaved({"loss": lambda: slow.loss(slow.theta)}, 5)["loss"][0]
     rows = [
         f"workers: {slow.net!r}, {slow.X.shape[0]} samples, one loss {t_eval * 1e3:.2g} ms, "
         f"n = {slow.net.n_params}; medians of {repeats} interleaved runs",

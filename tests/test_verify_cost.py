@@ -384,3 +384,36 @@ def test_directions_coarser_than_the_target_are_inconclusive_not_passed():
     assert report.resolution > 1e-2 and "block all (single entries to" in report.unresolved[0]
     small = check_gradient(rosen, rosen_der, x[:50])
     assert small.passed and small.resolution < 1e-5
+
+
+def test_network_form_passes_workers_on():
+    rng = np.random.default_rng(0)
+    net = MLP([3, 5, 2], activation="tanh", loss="mse")
+    theta, Xw, yw = net.init(rng), rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+    reference = check_gradient(net, theta, Xw, yw).to_dict()
+    with ThreadPoolExecutor(2) as pool:
+        assert check_gradient(net, theta, Xw, yw, workers=pool.map).to_dict() == reference
+
+
+def test_cli_check_takes_workers_and_profile(capsys):
+    from nncore.cli import main
+
+    assert main(["check", "--sizes", "3,4,2", "--workers", "2", "--profile", "thorough"]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "thorough profile" in out
+
+
+def test_a_pickled_objective_evaluates_new_points():
+    """workers > 1 pickle the network form's objective; pickle copies the cache key's layer
+    views into separate arrays, and the copy returned its first value at every point."""
+    import pickle
+
+    net = MLP([3, 4, 2], activation="tanh", loss="mse")
+    rng = np.random.default_rng(0)
+    theta, Xp, yp = net.init(rng), rng.standard_normal((16, 3)), rng.standard_normal((16, 2))
+    obj = net.objective(Xp, yp)
+    obj.fun(theta)
+    copy = pickle.loads(pickle.dumps(obj))
+    for t in (theta, theta + 1e-3, 2.0 * theta):
+        assert copy.fun(t) == net.loss(t, Xp, yp)
+        np.testing.assert_array_equal(copy.jac(t), net.grad(t, Xp, yp))

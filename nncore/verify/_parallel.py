@@ -39,6 +39,8 @@ def point(x: np.ndarray, index: int, offset: float) -> np.ndarray:
 
 def real_scalar(value: Any, what: str) -> float:
     """``value`` as a float, or a TypeError naming ``what`` returned."""
+    if type(value) is float or type(value) is np.float64:  # the usual case, checked cheaply
+        return float(value)
     arr = np.asarray(value)
     if arr.shape != () or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype.kind in "fb"):
         raise TypeError(
