@@ -6,8 +6,9 @@ default fast profile and in the thorough profile (the scheme of earlier releases
 own default mode: directions above 2,000 parameters), their ratios; the verdict on the
 correct gradient (a false alarm shows as ``FAILED``); and the smallest relative error
 ``delta`` in one coordinate (``g_i (1 + delta)``, ``i = n // 3``) that each profile reports
-and names (levels 1e-8 .. 1, a tenfold apart; ``-`` when none is).  Then the speedup of
-``workers=2`` on a function of a few milliseconds, with the reports compared bit for bit.
+and names (levels 1e-8 .. 1, a tenfold apart; ``-`` when none is).  First, the speedup of
+``workers=2`` on a function of a few milliseconds, with the reports compared bit for bit,
+and the load average (the machine may be shared: the speedup is bounded by the idle cores).
 
 Functions: ``scipy.optimize.rosen``; an l2-regularised logistic regression on scikit-learn's
 ``load_breast_cancer`` (standardised, with an intercept: n = 31); scikit-learn's multinomial
@@ -21,6 +22,7 @@ Run from the repository root (``--quick``: small sizes, one repeat, for the test
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -199,7 +201,7 @@ def compare(quick: bool, repeats: int) -> list[str]:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | "
         "---: | ---: |",
     ]
-    for name, make in cases(quick):  # rows are printed as they come, the table at the end
+    for name, make in cases(quick):
         fun, grad, x0, args = make()
         n = x0.size
         counted = Counted(fun)
@@ -223,7 +225,6 @@ def compare(quick: bool, repeats: int) -> list[str]:
             f"{'' if t_jax is None else ' s'} | {fast.verdict} / {thor.verdict} | "
             f"{fmt(caught[0])} | {fmt(caught[1])} |"
         )
-        print(rows[-1], flush=True)
     return rows
 
 
@@ -281,9 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         "(threadpoolctl: small products compared, not thread start-up)\n"
     )
     with threadpool_limits(1):
-        print("\n".join(compare(args.quick, repeats)))
-        print()
+        # workers first: before JAX is loaded, an int pool forks (see nncore/verify/_parallel)
         print("\n".join(workers(args.quick, repeats)))
+        print(f"load average during the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print()
+        print("\n".join(compare(args.quick, repeats)))
     return 0
 
 

@@ -11,6 +11,7 @@ not depend on ``workers``, bit for bit.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import numbers
 import pickle
@@ -50,6 +51,8 @@ def real_scalar(value: Any, what: str) -> float:
     return float(arr)
 
 
+_KEYS = itertools.count()
+"""Keys of :data:`_INHERITED`, one per pool (so that concurrent checks never share one)."""
 _INHERITED: dict[int, tuple] = {}
 """``(fun, args, x)`` of the checks running a forked pool, by key: forked processes find them
 here, so that their tasks carry the key and the coordinates only."""
@@ -117,7 +120,7 @@ def mapper(workers: Any, fun: Callable, args: tuple) -> Iterator[tuple[Mapper | 
         with ProcessPoolExecutor(int(workers), mp_context=context) as pool:
             yield pool.map, CHUNKS_PER_WORKER * int(workers)
         return
-    key = id(fun) ^ id(args)
+    key = next(_KEYS)
     _INHERITED[key] = (fun, args, None)  # x is filled in by evaluate_points
     try:
         with ProcessPoolExecutor(int(workers), mp_context=context) as pool:
