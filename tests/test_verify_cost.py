@@ -417,3 +417,28 @@ def test_a_pickled_objective_evaluates_new_points():
     for t in (theta, theta + 1e-3, 2.0 * theta):
         assert copy.fun(t) == net.loss(t, Xp, yp)
         np.testing.assert_array_equal(copy.jac(t), net.grad(t, Xp, yp))
+
+
+@pytest.mark.parametrize("profile", ["fast", "thorough"])
+def test_a_kink_at_x_is_detected_from_the_differences(profile):
+    """|x0| at x0 = 0: the slope jumps from -1 to 1 between the one-sided differences. A
+    gradient between them (1, -1, or the subgradient 0) is reported as taken at a kink, the
+    verdict inconclusive, the Taylor test's rate 1 not binding; one outside them still
+    fails, and so does an error in a smooth coordinate."""
+
+    def f(x):
+        return abs(x[0]) + x[1] ** 2 + np.sin(x[2])
+
+    x0 = np.array([0.0, 0.7, 0.3])
+    right = np.array([1.0, 1.4, np.cos(0.3)])
+    for g0 in (1.0, -1.0, 0.0):
+        report = check_gradient(f, lambda x, g0=g0: np.r_[g0, right[1:]], x0, profile=profile)
+        assert report.verdict == "inconclusive", str(report)
+        assert report.nondifferentiable == ["x[0]"] and "not differentiable" in str(report)
+    outside = check_gradient(f, lambda x: np.r_[3.0, right[1:]], x0, profile=profile)
+    assert outside.verdict == "failed" and outside.nondifferentiable == []
+    smooth_bad = check_gradient(f, lambda x: right * np.r_[1.0, 1.001, 1.0], x0, profile=profile)
+    assert smooth_bad.verdict == "failed" and smooth_bad.worst[0].name == "x[1]"
+    # away from the kink nothing is flagged
+    exact = lambda x: np.array([np.sign(x[0]), 2.0 * x[1], np.cos(x[2])])  # noqa: E731
+    assert check_gradient(f, exact, x0 + 0.1, profile=profile).passed

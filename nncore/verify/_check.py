@@ -75,7 +75,11 @@ def run_checks(p: Problem, context: Context, hessp: Callable | None = None) -> G
         first = check_directions(p, context)
     findings = [first]
     if p.profile == "thorough" or p.mode == "directions" or not settled(first):
-        findings.append(check_taylor(p, context))
+        taylor = check_taylor(p, context)
+        if first.fields.get("nondifferentiable") and not taylor.passed:
+            taylor.passed = True  # through a kink, rate 1 is what a right gradient gives
+            taylor.reasons[-1] += " (not binding: f is not differentiable at x)"
+        findings.append(taylor)
     else:
         findings.append(taylor_skipped())
     if p.profile == "thorough":  # n + 1 evaluations, for comparison only
@@ -136,10 +140,7 @@ def compose(p: Problem, findings: list[Finding], notes: Sequence[str] = ()) -> G
         reasons.append(
             INCONCLUSIVE
             if not (resolved and coarse)
-            else "INCONCLUSIVE: single entries of "
-            + ", ".join(coarse)
-            + " are not resolved to the target (see the resolution above): check them in "
-            "mode='coordinates'"
+            else "INCONCLUSIVE: not resolved (see above): " + ", ".join(coarse)
         )
     reasons += notes
     fields = _unfilled()
@@ -175,4 +176,5 @@ def _unfilled() -> dict[str, Any]:
         "check_grad": None,
         "n_extra": 0,
         "resolution": None,
+        "nondifferentiable": [],
     }

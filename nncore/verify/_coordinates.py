@@ -96,7 +96,16 @@ def check_coordinates(p: Problem, context: Context) -> Finding:
         + f"; resolution: an entry off by more than {res:.0e} of itself is reported (median "
         "over the resolved entries)"
     ]
-    if kink_params:
+    nondiff = [name_of(int(i)) for i in np.flatnonzero(c.nondiff)]
+    if nondiff:
+        reasons.append(
+            f"f is not differentiable at x along {len(nondiff)} coordinate(s) "
+            f"({', '.join(nondiff[:5])}{', ...' if len(nondiff) > 5 else ''}): a kink (the "
+            "slope jumps between the one-sided differences, each side linear), and the gradient "
+            "lies between the one-sided derivatives; judged apart, unresolved (a Taylor test "
+            "through such a point reads rate 1)"
+        )
+    elif kink_params:
         reasons.append(
             f"{len(kink_params)} coordinate(s) move a relu-like pre-activation across 0 "
             "within the difference step: judged by the other oracles only"
@@ -111,7 +120,9 @@ def check_coordinates(p: Problem, context: Context) -> Finding:
             "kink_params": kink_params,
             "unresolved": unresolved,
             "n_extra": n_extra,
+            "nondifferentiable": nondiff,
             "resolution": res,
         },
         reasons=reasons,
+        coarse=[f"{name} (not differentiable at x)" for name in nondiff],
     )

@@ -105,6 +105,11 @@ class GradientReport:
         coordinates; directions mode, ``sqrt(n) tol_u / rms(g)`` (median over the
         directions), above the target ``RESOLUTION_TARGET = 1e-2`` a pass is inconclusive
         unless JAX binds.
+    nondifferentiable : list of str
+        Function form, coordinates mode: the coordinates along which ``f`` is not
+        differentiable at ``x`` (one-sided differences that disagree beyond their error bars)
+        and the gradient is one of the one-sided derivatives; judged apart, also listed in
+        ``kink_params``.
     """
 
     passed: bool
@@ -129,6 +134,7 @@ class GradientReport:
     profile: str = "fast"
     n_extra: int = 0
     resolution: float | None = None
+    nondifferentiable: list[str] = field(default_factory=list)
 
     @property
     def worst_param(self) -> str:
