@@ -88,7 +88,7 @@ def demo(seed: int | None = None, plot: str | None = None) -> int:
     t_nn, res_nn = _median_time(nncore_run)
     pred_seed = net.predict(res_seed.x, XOR_X).ravel()
     pred_nn = net.predict(res_nn.x, XOR_X).ravel()
-    report = check_gradient(net, theta0, XOR_X, XOR_Y)
+    report = check_gradient(net, theta0, XOR_X, XOR_Y, profile="thorough")  # scipy's too
     n_starts = len(res_nn.start_funs)
 
     print("nncore demo: the seed's 2-2-1 tanh/sigmoid network on XOR, CG from one random start")
@@ -228,7 +228,18 @@ def check(args: argparse.Namespace) -> int:
     else:
         X, y = _random_data(net, args.samples, rng)
     theta = net.init(rng)
-    report = check_gradient(net, theta, X, y, weights, hessp=args.hessp, mode=args.mode, rng=rng)
+    report = check_gradient(
+        net,
+        theta,
+        X,
+        y,
+        weights,
+        hessp=args.hessp,
+        mode=args.mode,
+        rng=rng,
+        profile="thorough" if args.plot else args.profile,  # the plot draws the Taylor test
+        workers=args.workers,
+    )
     print(f"{net!r}, {X.shape[0]} samples, seed {args.seed}")
     print(report)
     if args.plot:
@@ -454,6 +465,16 @@ def _parser() -> argparse.ArgumentParser:
     p_check.add_argument("--target", help="the CSV column of y (default: the last)")
     p_check.add_argument("--hessp", action="store_true", help="check Hessian-vector products too")
     p_check.add_argument("--mode", default="auto", choices=["auto", "coordinates", "directions"])
+    p_check.add_argument(
+        "--profile",
+        default="fast",
+        choices=["fast", "thorough"],
+        help="fast: ~2 evaluations per coordinate; thorough: 4, plus Taylor and check_grad "
+        "(--plot, which draws the Taylor test, runs the thorough profile)",
+    )
+    p_check.add_argument(
+        "--workers", type=_positive, default=1, help="processes for the differences (1)"
+    )
     p_check.add_argument("--plot", metavar="FILE.png", help="draw the Taylor test (matplotlib)")
 
     p_train = sub.add_parser("train", help="train on a CSV or .npz file, write a model file")

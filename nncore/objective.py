@@ -122,13 +122,20 @@ class Objective:
         self._overflow_ok = False  # see _finite
         self._pool: ThreadPoolExecutor | None = None  # the worker threads, at the first sweep
         self.net = net
-        self.arch = arch = architecture_of(net)
+        self.arch = architecture_of(net)
         self.batch = batch
         self.chunks = _split(batch, chunk_size) if chunk_size is not None else None
         self.n_jobs = n_jobs
         self.nfev = 0
         self.njev = 0
         self.nhev = 0
+        self._fresh_buffers()
+
+    def _fresh_buffers(self) -> None:
+        """The cache and workspaces, new and empty (at construction, and after unpickling:
+        pickle copies views into separate arrays, which would leave the key's layer views
+        and the workspaces' views detached from their buffers)."""
+        arch = self.arch
         # the cache key: a copy of the last theta (never a reference the caller could change),
         # in one buffer whose layer views are made once; None while no point is cached
         self._key = np.empty(arch.n_params)
@@ -140,8 +147,23 @@ class Objective:
         self._g: FloatArray | None = None
         self._H: dict[str, FloatArray] = {}
         # one set of workspaces per thread; [0] also serves the unchunked passes
-        self._spaces = [Spaces(arch) for _ in range(n_jobs if self.chunks is not None else 1)]
-        self._ws = self._spaces[0].get(batch.X.shape[0]) if self.chunks is None else None
+        n_spaces = self.n_jobs if self.chunks is not None else 1
+        self._spaces = [Spaces(arch) for _ in range(n_spaces)]
+        self._ws = self._spaces[0].get(self.batch.X.shape[0]) if self.chunks is None else None
+
+    _BUFFERS = ("_key", "_key_params", "_theta", "_params", "_cache", "_J", "_g", "_H")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The objective without its cache, workspaces and thread pool (rebuilt on load)."""
+        state = self.__dict__.copy()
+        for name in (*self._BUFFERS, "_spaces", "_ws", "_pool"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pool = None
+        self._fresh_buffers()
 
     # -- the point -------------------------------------------------------------------
     def _same(self, theta: Any) -> bool:

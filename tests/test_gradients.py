@@ -39,14 +39,15 @@ def test_gradient_equals_jax(d):
     assert agree(J, J_ref, J_ref)
 
 
+@pytest.mark.parametrize("profile", ["fast", "thorough"])
 @given(st.data())
-def test_central_differences_agree_away_from_kinks(d):
+def test_central_differences_agree_away_from_kinks(profile, d):
     """Every activation; for relu-like ones the coordinates whose difference stencil moves
-    a pre-activation across 0 are judged by JAX alone (see nncore.verify)."""
+    a pre-activation across 0 are judged by JAX alone (see nncore.verify).  Both profiles."""
     net = d.draw(networks())
     theta = d.draw(parameters(net))
     X, y, w = d.draw(data(net))
-    report = check_gradient(net, theta, X, y, w)
+    report = check_gradient(net, theta, X, y, w, profile=profile)
     # where JAX binds it resolves every gradient; at a relu kink it does not, and a gradient
     # that is 0 to rounding leaves nothing to resolve it: inconclusive then, never failed
     assert report.passed or (report.verdict == "inconclusive" and near_kink(net, theta, X)), str(

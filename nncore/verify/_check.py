@@ -20,6 +20,7 @@ from ._directions import check_directions
 from ._finding import Context, Finding, Problem
 from ._hessp import check_hessp
 from ._jax import check_jax_gradient
+from ._parallel import workers_of
 from ._problem import N_DIRECTIONS, make_problem
 from ._report import GradientReport
 from ._taylor import check_taylor
@@ -44,10 +45,14 @@ def _check_function(
     rng: int | np.random.Generator | None = None,
     mode: str = "auto",
     n_directions: int = N_DIRECTIONS,
+    profile: str = "fast",
+    workers: Any = 1,
 ) -> GradientReport:
     """The function form of :func:`~nncore.verify.check_gradient`: nothing known beyond
     ``fun`` and ``grad``."""
-    problem = make_problem(fun, grad, x0, args, names, blocks, rng, mode, n_directions)
+    problem = make_problem(
+        fun, grad, x0, args, names, blocks, rng, mode, n_directions, profile, workers
+    )
     return run_checks(problem, Context(), hessp)
 
 
@@ -55,17 +60,58 @@ def run_checks(p: Problem, context: Context, hessp: Callable | None = None) -> G
     """Run the oracles that apply to ``p`` and compose their findings into the report.
 
     In order (each draws its directions from ``p.rng`` in turn): the coordinates or the
-    directions oracle (``p.mode``), the Taylor test, scipy's ``check_grad``, the JAX
-    gradient (when ``context.jax_grad`` is given), the Hessian-vector checks (when ``hessp``
-    is given).
+    directions oracle (``p.mode``; the coordinates evaluated through ``p.workers``), the
+    Taylor test, scipy's ``check_grad``, the JAX gradient (when ``context.jax_grad`` is
+    given), the Hessian-vector checks (when ``hessp`` is given).  In the fast profile the
+    Taylor test runs only where the coordinates leave something to see (a coordinate failed,
+    unresolved or at a kink: :func:`settled`), and scipy's ``check_grad`` (``n + 1``
+    evaluations, never binding) not at all.
     """
-    explore = check_coordinates if p.mode == "coordinates" else check_directions
-    findings = [explore(p, context), check_taylor(p, context), check_scipy(p)]
+    if p.mode == "coordinates":
+        with workers_of(p) as p.evaluate:
+            first = check_coordinates(p, context)
+        p.evaluate = None
+    else:
+        first = check_directions(p, context)
+    findings = [first]
+    if p.profile == "thorough" or p.mode == "directions" or not settled(first):
+        taylor = check_taylor(p, context)
+        if first.fields.get("nondifferentiable") and not taylor.passed:
+            taylor.passed = True  # through a kink, rate 1 is what a right gradient gives
+            taylor.reasons[-1] += " (not binding: f is not differentiable at x)"
+        findings.append(taylor)
+    else:
+        findings.append(taylor_skipped())
+    if p.profile == "thorough":  # n + 1 evaluations, for comparison only
+        findings.append(check_scipy(p))
     if context.jax_grad is not None:
         findings.append(check_jax_gradient(p, context))
     if hessp is not None:
         findings.append(check_hessp(p, context, hessp))
     return compose(p, findings, context.notes)
+
+
+def taylor_skipped() -> Finding:
+    """The Taylor test's finding where the fast profile leaves it out."""
+    return Finding(
+        fields={"taylor": {"verdict": "not run", "rate": None}},
+        reasons=[
+            "Taylor test of the gradient: not run (fast profile: every coordinate resolved "
+            "and agrees; profile='thorough' runs it)"
+        ],
+    )
+
+
+def settled(finding: Finding) -> bool:
+    """Whether the coordinates oracle's finding settled everything a Taylor test could add:
+    every coordinate agrees, is resolved and away from kinks."""
+    fields = finding.fields
+    return (
+        finding.passed
+        and finding.resolved
+        and not fields["unresolved"]
+        and not fields["kink_params"]
+    )
 
 
 def check_scipy(p: Problem) -> Finding:
@@ -86,10 +132,16 @@ def compose(p: Problem, findings: list[Finding], notes: Sequence[str] = ()) -> G
     ``notes`` at the end."""
     passed = all(finding.passed for finding in findings)
     resolved = any(finding.resolved for finding in findings)
-    verdict = "failed" if not passed else "passed" if resolved else "inconclusive"
+    complete = any(finding.complete for finding in findings)
+    coarse = [] if complete else [name for finding in findings for name in finding.coarse]
+    verdict = "failed" if not passed else "passed" if resolved and not coarse else "inconclusive"
     reasons = [reason for finding in findings for reason in finding.reasons]
     if verdict == "inconclusive":
-        reasons.append(INCONCLUSIVE)
+        reasons.append(
+            INCONCLUSIVE
+            if not (resolved and coarse)
+            else "INCONCLUSIVE: not resolved (see above): " + ", ".join(coarse)
+        )
     reasons += notes
     fields = _unfilled()
     for finding in findings:
@@ -102,6 +154,7 @@ def compose(p: Problem, findings: list[Finding], notes: Sequence[str] = ()) -> G
         mode=p.mode,
         nfev=p.f.calls,
         ngev=p.gr.calls,
+        profile=p.profile,
         **fields,
     )
 
@@ -119,4 +172,9 @@ def _unfilled() -> dict[str, Any]:
         "kink_params": [],
         "unresolved": [],
         "nhev": 0,
+        "taylor": {"verdict": "not run", "rate": None},
+        "check_grad": None,
+        "n_extra": 0,
+        "resolution": None,
+        "nondifferentiable": [],
     }

@@ -14,7 +14,25 @@ import numpy as np
 
 from ._finding import Context, Finding, Problem
 from ._report import BlockError
-from ._schemes import FD_RTOL, FD_SAFETY, direction_check, unit_direction
+from ._schemes import FD_RTOL, FD_SAFETY, direction_check, tolerance, unit_direction
+
+RESOLUTION_TARGET = 1e-2
+"""The single-entry error a passing check must be able to see: 1% of an entry of typical
+size (the rms of the gradient over the block).  A direction ``u`` shows an error ``d`` in
+entry ``i`` as ``d u_i``, about ``d / sqrt(m)`` on a block of ``m`` entries, so a block's
+resolution is ``sqrt(m) tol_u / rms(g_B)``; above the target, a passing directions check
+leaves the block unresolved and the verdict inconclusive (unless an oracle that sees every
+entry, JAX, binds)."""
+
+
+def resolution(check: Any, g_block: np.ndarray) -> float:
+    """``sqrt(m) tol_u / rms(g_B)``: the error relative to a typical entry of the block that
+    a direction's tolerance ``tol_u`` lets through in one entry (inf where ``g_B = 0`` or
+    the direction crosses a kink)."""
+    rms = float(np.sqrt(np.mean(g_block * g_block)))
+    if check.at_kink or rms == 0.0:
+        return float("inf")
+    return float(np.sqrt(g_block.size) * tolerance(check.fd, check.error) / rms)
 
 
 def check_directions(p: Problem, context: Context) -> Finding:
@@ -40,10 +58,11 @@ def check_directions(p: Problem, context: Context) -> Finding:
     }
     resolved = any(ch.resolved for ch in checks)
     # localise: a direction per block, then bisect the worst bad block
-    block_rows = []
+    block_rows, block_checks = [], []
     for bname, sl in p.blocks:
         idx = np.arange(n)[sl]
         ch = direction_check(f, x, f0, g, unit_direction(rng, n, idx), crosses, scale)
+        block_checks.append(ch)
         resolved |= ch.resolved
         block_rows.append(
             BlockError(bname, idx.size, ch.rel_error, ch.ratio, int(not ch.ok), ch.ok)
@@ -51,18 +70,55 @@ def check_directions(p: Problem, context: Context) -> Finding:
     block_rows.sort(key=lambda b: (b.passed, -b.rel_error))
     ok = not bad and all(b.passed for b in block_rows)
     located = None if ok else _bisect(p, context, block_rows)
-    reason = (
-        f"{len(checks)} random directions: {'agree' if not bad else 'DISAGREE'} "
-        f"({len(bad)} outside |g.u - fd| <= {FD_RTOL:.0e} |fd| + {FD_SAFETY:g} x error bar; "
-        f"worst relative error {dir_info['worst_rel_error']:.1e}"
-        + (f"; {dir_info['unresolved']} unresolved" if dir_info["unresolved"] else "")
-        + f"); {sum(not b.passed for b in block_rows)} of {len(block_rows)} blocks fail"
-    )
+    skipped = dir_info["at_kink"]
+    if not usable:
+        verdict = f"none checked: all {skipped} cross a relu kink within the step and are skipped"
+    else:
+        verdict = (
+            f"{'agree' if not bad else 'DISAGREE'} ({len(bad)} outside |g.u - fd| <= "
+            f"{FD_RTOL:.0e} |fd| + {FD_SAFETY:g} x error bar; worst relative error "
+            f"{dir_info['worst_rel_error']:.1e}"
+            + (f"; {dir_info['unresolved']} unresolved" if dir_info["unresolved"] else "")
+            + (f"; {skipped} skipped: they cross a relu kink within the step" if skipped else "")
+            + ")"
+        )
+    unchecked = [name for name, ch in zip((b for b, _ in p.blocks), block_checks) if ch.at_kink]
+    block_resolution = {
+        name: resolution(ch, g[np.arange(n)[sl]])
+        for (name, sl), ch in zip(p.blocks, block_checks)
+        if not ch.at_kink
+    }
+    usable_res = [resolution(ch, g) for ch in usable]
+    dir_info["resolution"] = float(np.median(usable_res)) if usable_res else float("inf")
+    dir_info["block_resolution"] = block_resolution
+    coarse = [name for name, r in block_resolution.items() if not r <= RESOLUTION_TARGET]
+    reasons = [
+        f"{len(checks)} random directions: {verdict}; "
+        f"{sum(not b.passed for b in block_rows)} of {len(block_rows)} blocks fail"
+        + (
+            f"; unchecked (their direction crosses a relu kink): {', '.join(unchecked)}"
+            if unchecked
+            else ""
+        ),
+        f"resolution: a direction sees an error d in one entry only as d u_i, about "
+        f"d / sqrt({n}), so an entry of typical size off by less than "
+        f"{dir_info['resolution']:.1e} of it passes here (target {RESOLUTION_TARGET:.0e}"
+        + (f"; coarser in {', '.join(coarse)}" if coarse else "")
+        + "; mode='coordinates' checks each entry)",
+    ]
     return Finding(
         passed=ok,
         resolved=resolved,
-        fields={"blocks": block_rows, "located": located, "directions": dir_info},
-        reasons=[reason],
+        fields={
+            "blocks": block_rows,
+            "located": located,
+            "directions": dir_info,
+            "resolution": dir_info["resolution"],
+            "unresolved": [f"block {name}" for name in unchecked]
+            + [f"block {name} (single entries to {block_resolution[name]:.0e})" for name in coarse],
+        },
+        reasons=reasons,
+        coarse=coarse + unchecked,
     )
 
 

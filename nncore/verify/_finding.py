@@ -30,7 +30,10 @@ class Problem:
 
     ``f`` and ``gr`` count their calls (``nfev``, ``ngev``); ``blocks`` are the named
     ``(name, slice or index array)`` pairs, with ``(in no block)`` for coordinates none
-    covers; ``mode`` is ``"coordinates"`` or ``"directions"`` (``auto`` resolved).
+    covers; ``mode`` is ``"coordinates"`` or ``"directions"`` (``auto`` resolved);
+    ``profile`` is ``"fast"`` or ``"thorough"``; ``fun`` the user's function (uncounted, for
+    the workers) and ``workers`` as given; ``evaluate(index, offset)`` gives
+    ``f(x + offset[k] e_{index[k]})`` through the workers while a check runs (counted).
     """
 
     f: Counter
@@ -44,6 +47,10 @@ class Problem:
     rng: np.random.Generator
     mode: str
     n_directions: int
+    profile: str = "fast"
+    fun: Callable[..., float] | None = None
+    workers: Any = 1
+    evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -103,9 +110,17 @@ class Finding:
     reasons : list of str
         Its sentences for ``report.reasons``: what it measured, against which tolerance,
         and its verdict.
+    coarse : list of str
+        Blocks whose single entries the oracle resolved more coarsely than its target (or
+        not at all): a pass leaves them unresolved.
+    complete : bool
+        Whether the oracle saw every entry to rounding (JAX, where it binds): it resolves the
+        blocks another oracle left coarse.
     """
 
     passed: bool = True
     resolved: bool = False
     fields: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    coarse: list[str] = field(default_factory=list)
+    complete: bool = False

@@ -58,6 +58,7 @@ def check_jax_gradient(p: Problem, context: Context) -> Finding:
     return Finding(
         passed=ok or not binding,
         resolved=binding,
+        complete=binding,
         fields={"jax_rel_error": jax_rel},
         reasons=[reason],
     )

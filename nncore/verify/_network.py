@@ -33,21 +33,33 @@ JAX_MISSING = (
 """The note of a network check made without JAX."""
 
 
+_NEEDED = object()
+"""The default of the network form's required arguments, so that a missing one is named."""
+
+
 def _check_network(
     net: Any,
-    theta: Any,
-    X: Any,
-    y: Any,
+    theta: Any = _NEEDED,
+    X: Any = _NEEDED,
+    y: Any = _NEEDED,
     sample_weight: Any = None,
     *,
     hessp: bool = False,
     rng: int | np.random.Generator | None = None,
     mode: str = "auto",
     n_directions: int = N_DIRECTIONS,
+    profile: str = "fast",
+    workers: Any = 1,
 ) -> GradientReport:
     """The network form of :func:`~nncore.verify.check_gradient`: ``net.loss`` and its
     gradient (and ``net.hessp`` when ``hessp``) at ``theta``, on the data, with the
     network's names, blocks and context."""
+    missing = [name for name, v in (("theta", theta), ("X", X), ("y", y)) if v is _NEEDED]
+    if missing:
+        raise TypeError(
+            "check_gradient(net, theta, X, y, sample_weight=None, ...) checks the loss on "
+            f"data: theta, X and y are needed, got no {' and no '.join(missing)}"
+        )
     if not isinstance(hessp, (bool, np.bool_)):
         raise TypeError(
             "the network form checks net.hessp: hessp must be True or False, got "
@@ -94,6 +106,8 @@ def _check_network(
         rng,
         mode,
         n_directions,
+        profile,
+        workers,
     )
     return run_checks(problem, context, objective.hessp if hessp else None)
 

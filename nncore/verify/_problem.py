@@ -16,10 +16,14 @@ import numpy as np
 
 from .._validation import as_real_array, require_finite
 from ._finding import Problem
-from ._schemes import Counter
+from ._parallel import check_workers, real_scalar
+from ._schemes import PROFILES, Counter
 
-COORDINATE_LIMIT = 2000
-"""Above this many parameters the default mode is random directions plus bisection."""
+COORDINATE_LIMIT = 10_000
+"""Above this many parameters the default mode is random directions plus bisection (fast
+profile: about ``2 n`` evaluations in coordinates mode)."""
+THOROUGH_COORDINATE_LIMIT = 2000
+"""The same for the thorough profile, whose coordinates mode costs ``4 n``."""
 N_DIRECTIONS = 8
 """Random directions checked in directions mode."""
 UNCOVERED = "(in no block)"
@@ -36,9 +40,12 @@ def make_problem(
     rng: int | np.random.Generator | None,
     mode: str,
     n_directions: int,
+    profile: str = "fast",
+    workers: Any = 1,
 ) -> Problem:
     """Validate the arguments, evaluate ``f(x0)`` and ``grad(x0)`` (counted), resolve
-    ``mode="auto"`` (coordinates up to :data:`COORDINATE_LIMIT` parameters)."""
+    ``mode="auto"`` (coordinates up to :data:`COORDINATE_LIMIT` parameters, or
+    :data:`THOROUGH_COORDINATE_LIMIT` in the thorough profile)."""
     if not callable(fun) or not callable(grad):
         raise TypeError(
             "check_gradient needs fun and grad callables (or an MLP first), got "
@@ -51,6 +58,9 @@ def make_problem(
     x = x.copy()  # never a reference to the caller's array
     if mode not in ("auto", "coordinates", "directions"):
         raise ValueError(f"mode must be 'auto', 'coordinates' or 'directions', got {mode!r}")
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be 'fast' or 'thorough', got {profile!r}")
+    check_workers(workers)
     if isinstance(n_directions, bool) or not isinstance(n_directions, numbers.Integral):
         raise TypeError(f"n_directions must be a positive int, got {type(n_directions).__name__}")
     if n_directions < 1:
@@ -61,15 +71,31 @@ def make_problem(
     name_of = _names(names, n)
     named_blocks = _blocks(blocks, n)
     generator = np.random.default_rng(0 if rng is None else rng)
-    f = Counter(lambda z: _real_scalar(fun(z, *args), "fun"))
+    f = Counter(lambda z: real_scalar(fun(z, *args), "fun"))
     gr = Counter(lambda z: real_vector(grad(z, *args), n, "grad"))
     f0 = f(x)
     if not np.isfinite(f0):
         raise ValueError(f"fun(x0) is {f0}: a gradient can only be checked where fun is finite")
     g = gr(x)
     if mode == "auto":
-        mode = "coordinates" if n <= COORDINATE_LIMIT else "directions"
-    return Problem(f, gr, x, f0, g, args, name_of, named_blocks, generator, mode, n_directions)
+        limit = COORDINATE_LIMIT if profile == "fast" else THOROUGH_COORDINATE_LIMIT
+        mode = "coordinates" if n <= limit else "directions"
+    return Problem(
+        f,
+        gr,
+        x,
+        f0,
+        g,
+        args,
+        name_of,
+        named_blocks,
+        generator,
+        mode,
+        n_directions,
+        profile,
+        fun,
+        workers,
+    )
 
 
 def _names(names: Sequence[str] | Callable[[int], str] | None, n: int) -> Callable[[int], str]:
@@ -115,17 +141,6 @@ def _blocks(blocks: Sequence[tuple[str, Any]] | None, n: int) -> list[tuple[str,
     if not covered.all():
         out.append((UNCOVERED, np.flatnonzero(~covered)))
     return out
-
-
-def _real_scalar(value: Any, what: str) -> float:
-    """``value`` as a float, or a TypeError naming ``what`` returned."""
-    arr = np.asarray(value)
-    if arr.shape != () or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype.kind in "fb"):
-        raise TypeError(
-            f"{what} must return a real scalar, got {type(value).__name__}"
-            + (f" of shape {arr.shape}" if arr.shape != () else f" of dtype {arr.dtype}")
-        )
-    return float(arr)
 
 
 def real_vector(value: Any, n: int, what: str) -> np.ndarray:

@@ -35,6 +35,8 @@ class Coordinate:
     error_bar: float
     rel_error: float
     passed: bool
+    excess: float = 0.0
+    """``|g - fd| / tolerance``: above 1 fails; the worst coordinates are sorted by it."""
 
 
 @dataclass
@@ -72,10 +74,12 @@ class GradientReport:
         ``k`` random unit directions: number checked, failed and unresolved, worst relative
         error.
     taylor : dict
-        The Taylor test: steps, remainders, observed rate, verdict.
-    check_grad : float
+        The Taylor test: steps, remainders, observed rate, verdict (``"not run"`` where the
+        fast profile's coordinates settled everything it could add).
+    check_grad : float or None
         ``scipy.optimize.check_grad`` as is (2-norm of the forward-difference error with
-        step sqrt(eps), absolute; a random direction in directions mode).
+        step sqrt(eps), absolute; a random direction in directions mode); None in the fast
+        profile, which does not spend its ``n + 1`` evaluations.
     jax_rel_error : float or None
         Networks: ``||g - g_jax|| / ||g_jax||``; None when JAX is missing or not a network.
     hessp : dict or None
@@ -89,6 +93,23 @@ class GradientReport:
         tolerance; a gradient entry of 0 would pass too.
     nfev, ngev, nhev : int
         Evaluations of the function, gradient and Hessian-vector product by the checks.
+    profile : {"fast", "thorough"}
+        The profile of the check (``docs/verification.md``: cost and scheme of each).
+    n_extra : int
+        Coordinates mode: the coordinates given step doubling and a fourth difference (two
+        more evaluations each): all of them in the thorough profile, in the fast one those
+        whose first central difference did not settle the verdict.
+    resolution : float or None
+        The smallest error in one entry, relative to that entry, that the check reports:
+        coordinates mode, the median of ``tolerance_i / |fd_i|`` over the resolved
+        coordinates; directions mode, ``sqrt(n) tol_u / rms(g)`` (median over the
+        directions), above the target ``RESOLUTION_TARGET = 1e-2`` a pass is inconclusive
+        unless JAX binds.
+    nondifferentiable : list of str
+        Function form, coordinates mode: the coordinates along which ``f`` is not
+        differentiable at ``x`` (one-sided differences that disagree beyond their error bars)
+        and the gradient is one of the one-sided derivatives; judged apart, also listed in
+        ``kink_params``.
     """
 
     passed: bool
@@ -101,7 +122,7 @@ class GradientReport:
     located: str | None
     directions: dict[str, Any] | None
     taylor: dict[str, Any]
-    check_grad: float
+    check_grad: float | None
     jax_rel_error: float | None
     hessp: dict[str, Any] | None
     kink_params: list[str] = field(default_factory=list)
@@ -110,6 +131,10 @@ class GradientReport:
     nfev: int = 0
     ngev: int = 0
     nhev: int = 0
+    profile: str = "fast"
+    n_extra: int = 0
+    resolution: float | None = None
+    nondifferentiable: list[str] = field(default_factory=list)
 
     @property
     def worst_param(self) -> str:
@@ -142,7 +167,8 @@ class GradientReport:
     def __str__(self) -> str:
         lines = [
             f"gradient check: {self.verdict.upper()}  "
-            f"({self.n} parameters, {self.mode} mode; {self.nfev} function, {self.ngev} "
+            f"({self.n} parameters, {self.mode} mode, {self.profile} profile; {self.nfev} "
+            f"function, {self.ngev} "
             f"gradient, {self.nhev} Hessian-vector evaluations)"
         ]
         lines += [f"  - {r}" for r in self.reasons]
@@ -155,15 +181,15 @@ class GradientReport:
                     f"{b.n_bad:>6}{'' if b.passed else '  <-'}"
                 )
         if self.worst:
-            lines.append("  worst coordinates:")
+            lines.append("  worst coordinates (by |g - fd| / tolerance; above 1 fails):")
             lines.append(
                 f"    {'name':<22}{'gradient':>13}{'central diff':>14}"
-                f"{'error bar':>11}{'rel. error':>12}"
+                f"{'error bar':>11}{'rel. error':>12}{'|g-fd|/tol':>12}"
             )
             for c in self.worst[:5]:
                 lines.append(
                     f"    {c.name:<22}{c.grad:>13.6g}{c.fd:>14.6g}{c.error_bar:>11.1e}"
-                    f"{c.rel_error:>12.2e}{'' if c.passed else '  <-'}"
+                    f"{c.rel_error:>12.2e}{c.excess:>12.2e}{'' if c.passed else '  <-'}"
                 )
         if self.unresolved:
             shown = ", ".join(self.unresolved[:5]) + (", ..." if len(self.unresolved) > 5 else "")
