@@ -438,6 +438,14 @@ class DaskObjective(Objective):
         self._theta_f: Any = None  # theta's future on the workers
         self._local: Objective | None = None
 
+    # Objective's pickling drops and rebuilds its in-memory buffers; a DaskObjective has none
+    # (its data and caches live on the workers), so copy.copy (fresh) keeps its state as is
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def fresh(self) -> DaskObjective:
         """An objective on the same persisted data with zero counts and no cached point."""
         other = copy.copy(self)
