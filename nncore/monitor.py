@@ -43,9 +43,10 @@ class History:
     """One record per iteration of every start of :func:`nncore.train`, in run order.
 
     Each start contributes its starting point (``iteration`` 0) and then one record per
-    iteration.  All fields are arrays of the same length:
+    iteration.  All fields are arrays of the same length; each parameter is kept as the
+    attribute of the same name.
 
-    Attributes
+    Parameters
     ----------
     start : ndarray of int
         Index of the start the record belongs to.
@@ -80,7 +81,18 @@ class History:
 
     @classmethod
     def from_rows(cls, rows: list[tuple]) -> History:
-        """A history from tuples in field order."""
+        """A history from tuples in field order.
+
+        Parameters
+        ----------
+        rows : list of tuple
+            One tuple per record: ``(start, iteration, objective, grad_norm, nfev, njev,
+            elapsed, validation)``.  An empty list gives an empty history.
+
+        Returns
+        -------
+        History
+        """
         columns = list(zip(*rows)) if rows else [()] * len(fields(cls))
         kinds = (np.int64, np.int64, np.float64, np.float64, np.int64, np.int64) + (np.float64,) * 2
         return cls(*(np.array(c, dtype=k) for c, k in zip(columns, kinds)))
@@ -91,7 +103,18 @@ class History:
         return np.flatnonzero(np.diff(self.start)) + 1
 
     def of_start(self, k: int) -> History:
-        """The records of start ``k`` alone."""
+        """The records of start ``k`` alone.
+
+        Parameters
+        ----------
+        k : int
+            Index of the start, from 0.
+
+        Returns
+        -------
+        History
+            A new history holding only the records whose ``start`` is ``k``.
+        """
         keep = self.start == k
         return History(*(getattr(self, f.name)[keep] for f in fields(self)))
 

@@ -141,18 +141,63 @@ class MLP:
     def unpack(self, theta: Any) -> list[tuple[FloatArray, FloatArray]]:
         """Split ``theta`` into ``[(W_1, b_1), ..., (W_L, b_L)]``, zero-copy views.
 
-        ``W_l`` has shape ``(n_l, n_{l-1})`` and ``b_l`` shape ``(n_l,)``.  The views share
-        memory with ``theta`` when it is a C-contiguous float64 array (otherwise with the
-        converted copy).
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
+
+        Returns
+        -------
+        list of (ndarray, ndarray)
+            ``W_l`` has shape ``(n_l, n_{l-1})`` and ``b_l`` shape ``(n_l,)``.  The views share
+            memory with ``theta`` when it is a C-contiguous float64 array (otherwise with the
+            converted copy).
         """
         return self.layout.unpack(check_theta(theta, self.n_params))
 
     def pack(self, pairs: Sequence[tuple[Any, Any]]) -> FloatArray:
-        """Inverse of :meth:`unpack`: a new flat vector from ``[(W_l, b_l), ...]``."""
+        """Inverse of :meth:`unpack`: a new flat vector from ``[(W_l, b_l), ...]``.
+
+        Parameters
+        ----------
+        pairs : sequence of (array_like, array_like)
+            ``[(W_1, b_1), ..., (W_L, b_L)]``, ``W_l`` of shape ``(n_l, n_{l-1})`` and ``b_l``
+            of shape ``(n_l,)``.
+
+        Returns
+        -------
+        theta : ndarray of shape (n_params,)
+            A new float64 vector.
+
+        Raises
+        ------
+        ValueError
+            When the number of layers, a block's shape or a value (not finite) is wrong.
+        TypeError
+            When a block is not real numbers.
+        """
         return self.layout.pack(pairs)
 
     def param_name(self, index: int) -> str:
-        """Name of entry ``index`` of theta, e.g. ``"layer 2: W[0, 1]"`` (layers from 1)."""
+        """Name of entry ``index`` of theta, e.g. ``"layer 2: W[0, 1]"`` (layers from 1).
+
+        Parameters
+        ----------
+        index : int
+            A position in theta, ``0 <= index < n_params``.
+
+        Returns
+        -------
+        str
+            ``"layer l: W[j, k]"`` or ``"layer l: b[j]"``.
+
+        Raises
+        ------
+        TypeError
+            When ``index`` is not an int.
+        IndexError
+            When ``index`` is outside ``[0, n_params)``.
+        """
         return self.layout.param_name(index)
 
     def init(self, seed: int | np.random.Generator | None = None) -> FloatArray:
@@ -166,6 +211,11 @@ class MLP:
         ----------
         seed : int, numpy.random.Generator or None
             Passed to :func:`numpy.random.default_rng` (a Generator is used as is).
+
+        Returns
+        -------
+        theta : ndarray of shape (n_params,)
+            A new flat parameter vector.
         """
         check_seed(seed)
         return init_theta(self.arch, np.random.default_rng(seed))
@@ -174,15 +224,40 @@ class MLP:
     def batch(self, X: Any, y: Any, sample_weight: Any = None) -> Batch:
         """Validate ``(X, y, sample_weight)`` once and return the :class:`Batch` used inside.
 
-        ``Y`` is stored F-ordered, the layout of the kernels' buffers (:mod:`nncore.workspace`).
-        Raises ``TypeError``/``ValueError`` for wrong types, shapes, non-finite values,
-        targets the loss does not accept, and negative or all-zero weights.
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
+            The targets, as :meth:`loss` takes them.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+
+        Returns
+        -------
+        Batch
+            ``X`` ``(n_samples, n_in)``, the targets ``Y`` ``(n_samples, n_out)`` and
+            ``omega = w / sum(w)`` ``(n_samples,)`` or None for equal weights.  ``Y`` is stored
+            F-ordered, the layout of the kernels' buffers (:mod:`nncore.workspace`).
+
+        Raises
+        ------
+        TypeError, ValueError
+            For wrong types, shapes, non-finite values, targets the loss does not accept,
+            and negative or all-zero weights.
         """
         return kernels.make_batch(self.arch, X, y, sample_weight)
 
     # -- kernels -----------------------------------------------------------------------
     def forward(self, theta: Any, X: Any) -> Cache:
         """Forward pass: ``Z_l = A_{l-1} W_l^T + b_l``, ``A_l = f_l(Z_l)``.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
 
         Returns
         -------
@@ -193,7 +268,20 @@ class MLP:
         return kernels.forward(self.arch, self.layout.unpack(theta), check_X(X, self.sizes[0]))
 
     def predict(self, theta: Any, X: Any) -> FloatArray:
-        """Network output ``A_L``, shape ``(N, n_out)``, a new C-ordered array."""
+        """Network output ``A_L``.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_out)
+            ``A_L``, a new C-ordered array.
+        """
         output = np.ascontiguousarray(self.forward(theta, X).A[-1])
         return require_finite_result(output, "the output")
 
@@ -204,12 +292,19 @@ class MLP:
         Parameters
         ----------
         theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
         X : ndarray of shape (n_samples, n_in)
-        y : ndarray
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
             mse/bce: shape ``(n_samples,)`` when ``n_out == 1`` or ``(n_samples, n_out)``;
             cross_entropy: integer labels ``(n_samples,)`` or probability rows.
         sample_weight : ndarray of shape (n_samples,), optional
-            Non-negative, not all zero; only ``w / sum(w)`` matters.
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+
+        Returns
+        -------
+        float
+            ``J = sum_i w_i l_i / sum_i w_i + 0.5 * l2 * sum_l ||W_l||_F^2``.
         """
         params, cache, batch, _ = self._prepared(theta, X, y, sample_weight)
         return require_finite_result(kernels.value(self.arch, params, cache, batch), "the loss")
@@ -223,12 +318,32 @@ class MLP:
         *,
         out: FloatArray | None = None,
     ) -> FloatArray:
-        """``dJ/dtheta`` by backprop, shape ``(n_params,)``, in the layout of theta.
+        """``dJ/dtheta`` by backprop, in the layout of theta.
 
-        ``out``, a C-contiguous float64 array of shape ``(n_params,)`` that overlaps neither
-        ``theta`` nor the data, receives the gradient and is returned; otherwise a new array
-        is.  Raises ``ValueError`` when the loss or gradient overflows float64 (inputs far
-        too large for the network), rather than returning inf or NaN.
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
+            The targets, as :meth:`loss` takes them.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+        out : ndarray of shape (n_params,), optional
+            A C-contiguous float64 array that overlaps neither ``theta`` nor the data; it
+            receives the gradient and is returned.  Otherwise a new array is.
+
+        Returns
+        -------
+        ndarray of shape (n_params,)
+            The gradient: ``out`` when given, else a new array.
+
+        Raises
+        ------
+        ValueError
+            When the loss or gradient overflows float64 (inputs far too large for the
+            network), rather than returning inf or NaN.
         """
         return self.loss_and_grad(theta, X, y, sample_weight, out=out)[1]
 
@@ -243,7 +358,31 @@ class MLP:
     ) -> tuple[float, FloatArray]:
         """``(J, dJ/dtheta)`` from one forward pass, for ``minimize(..., jac=True)``.
 
-        ``out`` as for :meth:`grad`.
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
+            The targets, as :meth:`loss` takes them.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+        out : ndarray of shape (n_params,), optional
+            As for :meth:`grad`: receives the gradient.
+
+        Returns
+        -------
+        J : float
+            The objective, as :meth:`loss`.
+        grad : ndarray of shape (n_params,)
+            ``dJ/dtheta``, as :meth:`grad` (``out`` when given).
+
+        Raises
+        ------
+        ValueError
+            When the loss or gradient overflows float64 (inputs far too large for the
+            network), rather than returning inf or NaN.
         """
         if out is not None:  # the inputs as given: a converted copy cannot overlap out
             check_out(out, self.n_params, theta=theta, X=X, y=y, sample_weight=sample_weight)
@@ -263,8 +402,28 @@ class MLP:
 
     # -- curvature (nncore.curvature) -------------------------------------------------
     def hessp(self, theta: Any, v: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
-        """Exact Hessian-vector product ``(d^2 J / d theta^2) v``, shape ``(n_params,)``.
+        """Exact Hessian-vector product ``(d^2 J / d theta^2) v``.
 
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
+        v : ndarray of shape (n_params,)
+            The direction, in the layout of theta.
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
+            The targets, as :meth:`loss` takes them.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+
+        Returns
+        -------
+        ndarray of shape (n_params,)
+            ``H v``, a new array.
+
+        Notes
+        -----
         Pearlmutter's R-operator: a forward pass of directional derivatives, then the
         backward pass differentiated along ``v`` (``docs/math.md``, section 9).  It costs
         ``8L - 5`` matrix products against ``3L - 1`` for a gradient (at most 8/3 of one;
@@ -279,9 +438,30 @@ class MLP:
     def gnvp(self, theta: Any, v: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
         """Gauss-Newton (Fisher, for bce and cross_entropy) matrix times ``v``.
 
-        ``J^T H_out J v + l2 V``, with ``J`` the Jacobian of the output (``A_L`` for mse,
-        the logits ``Z_L`` for the fused losses) and ``H_out`` the loss curvature there:
-        positive semi-definite by construction.
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
+        v : ndarray of shape (n_params,)
+            The direction, in the layout of theta.
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
+            The targets, as :meth:`loss` takes them.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+
+        Returns
+        -------
+        ndarray of shape (n_params,)
+            ``J^T H_out J v + l2 V``, a new array.
+
+        Notes
+        -----
+        ``J`` is the Jacobian of the output (``A_L`` for mse, the logits ``Z_L`` for the fused
+        losses) with respect to theta, ``H_out`` the loss curvature there, and ``V`` is ``v``
+        with its bias entries set to 0 (biases are not penalised): positive semi-definite by
+        construction.
         """
         v = check_vector(v, self.n_params)
         params, cache, batch, ws = self._prepared(theta, X, y, sample_weight)
@@ -289,18 +469,53 @@ class MLP:
         return require_finite_result(Gv, "the Gauss-Newton-vector product")
 
     def hessian(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
-        """The full, symmetric Hessian ``(n_params, n_params)`` for small networks.
+        """The full, symmetric Hessian for small networks.
 
         Built column by column from :meth:`hessp` (one forward pass, ``n_params`` R-passes).
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
+            The targets, as :meth:`loss` takes them.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+
+        Returns
+        -------
+        ndarray of shape (n_params, n_params)
+            ``d^2 J / d theta^2``.
         """
         return self.objective(X, y, sample_weight).hess(theta)
 
     def residuals(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
         """mse residuals ``r`` with ``sum(r**2) == loss(theta, X, y, sample_weight)``.
 
-        ``r[i * n_out + k] = sqrt(omega_i / n_out) (A_L[i, k] - y[i, k])``, then, when
-        ``l2 > 0``, ``sqrt(l2 / 2) W_l.ravel()`` for every layer (biases carry no residual).
-        Shape ``(N * n_out [+ n_weights],)``.
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
+            The targets, as :meth:`loss` takes them.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+
+        Returns
+        -------
+        r : ndarray of shape (n_samples * n_out [+ n_weights],)
+            ``r[i * n_out + k] = sqrt(omega_i / n_out) (A_L[i, k] - y[i, k])``, then, when
+            ``l2 > 0``, ``sqrt(l2 / 2) W_l.ravel()`` for every layer (biases carry no
+            residual).
+
+        Raises
+        ------
+        ValueError
+            When the loss is not mse.
         """
         curvature.require_mse(self.arch, "residuals")
         params, cache, batch, _ = self._prepared(theta, X, y, sample_weight)
@@ -308,7 +523,29 @@ class MLP:
         return require_finite_result(r, "residuals")
 
     def jacobian(self, theta: Any, X: Any, y: Any, sample_weight: Any = None) -> FloatArray:
-        """Jacobian of :meth:`residuals`, shape ``(len(residuals), n_params)``."""
+        """Jacobian of :meth:`residuals`.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`).
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
+            The targets, as :meth:`loss` takes them.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+
+        Returns
+        -------
+        ndarray of shape (len(residuals), n_params)
+            ``dr / dtheta``.
+
+        Raises
+        ------
+        ValueError
+            When the loss is not mse.
+        """
         curvature.require_mse(self.arch, "jacobian")
         params, cache, batch, _ = self._prepared(theta, X, y, sample_weight)
         jac = curvature.jacobian(self.arch, params, cache, batch)
@@ -324,8 +561,25 @@ class MLP:
     ) -> Objective:
         """An :class:`nncore.objective.Objective` bound to validated data.
 
-        Its ``fun``, ``jac``, ``fun_and_jac``, ``hessp`` and ``gnvp`` share one forward pass
-        per theta; with ``chunk_size`` they run over chunks of rows in bounded memory (on
-        ``n_jobs`` threads).
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
+            The targets, as :meth:`loss` takes them.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+        chunk_size : int, optional
+            Rows per chunk: with it, the objective runs over chunks of rows in bounded memory.
+            None: all rows at once.
+        n_jobs : int, default 1
+            Threads the chunks run on (needs ``chunk_size``).
+
+        Returns
+        -------
+        Objective
+            Its ``fun``, ``jac``, ``fun_and_jac``, ``hessp`` and ``gnvp`` share one forward
+            pass per theta; with ``chunk_size`` they run over chunks of rows in bounded memory
+            (on ``n_jobs`` threads).
         """
         return Objective(self, X, y, sample_weight, chunk_size=chunk_size, n_jobs=n_jobs)

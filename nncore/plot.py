@@ -65,6 +65,14 @@ def taylor(report: Any, ax: Any = None) -> Any:
     """The Taylor test of a :func:`nncore.check_gradient` report: the remainder against the
     step, with guides of the expected slope and of slope 1 (a wrong derivative).
 
+    Parameters
+    ----------
+    report : nncore.verify.GradientReport
+        What :func:`nncore.check_gradient` returns: its ``taylor`` test is drawn, and its
+        ``hessp`` one too when it has one.
+    ax : matplotlib.axes.Axes, optional
+        The Axes to draw on; None: a new figure's.
+
     Returns
     -------
     matplotlib.axes.Axes
@@ -110,10 +118,17 @@ def decision_boundary(net: Any, theta: Any, X: Any, y: Any, ax: Any = None) -> A
     X : ndarray of shape (n_samples, 2)
     y : ndarray of shape (n_samples,)
         Labels or targets, for the colours of the points.
+    ax : matplotlib.axes.Axes, optional
+        The Axes to draw on; None: a new figure's.
 
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        When the network or ``X`` does not have 2 input features.
     """
     X = np.asarray(X, dtype=np.float64)
     if net.sizes[0] != 2 or X.ndim != 2 or X.shape[1] != 2:

@@ -181,11 +181,14 @@ def infer_task(y: np.ndarray) -> str:
 class Preprocessing:
     """What turns a table into network inputs and outputs into predictions.
 
-    Attributes
+    Each parameter is kept as the attribute of the same name.
+
+    Parameters
     ----------
     features : list of str
         The feature columns, in order.
     target : str
+        The target column.
     task : {"classification", "regression"}
     classes : list or None
         The class labels (str or float); class ``k`` is output ``k``.
@@ -202,7 +205,28 @@ class Preprocessing:
 
     @classmethod
     def fit(cls, table: Table, task: str | None = None, standardize: bool = False):
-        """The preprocessing of ``table`` (its target required)."""
+        """The preprocessing of ``table`` (its target required).
+
+        Parameters
+        ----------
+        table : Table
+            What :func:`read_table` returns, with a target.
+        task : {"classification", "regression"}, optional
+            None: inferred from the target (:func:`infer_task`).
+        standardize : bool, default False
+            Whether to record the mean and scale of every feature column, so that
+            :meth:`transform` standardises the features.
+
+        Returns
+        -------
+        Preprocessing
+
+        Raises
+        ------
+        ValueError
+            When the table has no target, ``task`` is unknown, a regression target holds
+            text, or a classification target has fewer than 2 classes.
+        """
         if table.y is None:
             raise ValueError("the table has no target column")
         task = infer_task(table.y) if task is None else task
@@ -226,7 +250,25 @@ class Preprocessing:
         return cls(list(table.features), table.target, task, classes, mean, scale)
 
     def transform(self, table: Table, where: str = "the data") -> np.ndarray:
-        """The network inputs of ``table``, whose features must be this one's."""
+        """The network inputs of ``table``, whose features must be this one's.
+
+        Parameters
+        ----------
+        table : Table
+            What :func:`read_table` returns.
+        where : str, default "the data"
+            What the table is, for the error message.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_in)
+            ``(X - mean) / scale`` when standardising, else ``table.X``.
+
+        Raises
+        ------
+        ValueError
+            When the table's feature columns are not this one's.
+        """
         if list(table.features) != list(self.features):
             raise ValueError(
                 f"{where} has the feature columns {table.features}; the model was trained on "
@@ -237,7 +279,23 @@ class Preprocessing:
         return (table.X - np.asarray(self.mean)) / np.asarray(self.scale)
 
     def encode(self, y: np.ndarray) -> np.ndarray:
-        """Class indices (classification) or the float targets (regression)."""
+        """Class indices (classification) or the float targets (regression).
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples,)
+            Raw targets: labels among :attr:`classes`, or numbers.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Integer class indices, or float64 targets.
+
+        Raises
+        ------
+        ValueError
+            When a label is not among the classes.
+        """
         if self.task == "regression":
             return np.asarray(y, dtype=np.float64)
         lookup = {c: k for k, c in enumerate(self.classes)}
@@ -249,9 +307,32 @@ class Preprocessing:
     def network(
         self, hidden: list[int], activation: str, loss: str | None = None, l2: float = 0.0
     ) -> MLP:
-        """The MLP for this task.  Classification: ``cross_entropy`` (softmax over the
-        classes, the default) or ``bce`` (two classes, one sigmoid output); regression:
-        ``mse`` with an identity output."""
+        """The MLP for this task.
+
+        Parameters
+        ----------
+        hidden : list of int
+            The hidden layers' widths, ``[h_1, ...]``.
+        activation : str
+            The hidden activation (see :class:`nncore.MLP`).
+        loss : {"cross_entropy", "bce", "mse"}, optional
+            Classification: ``cross_entropy`` (softmax over the classes, the default) or
+            ``bce`` (two classes, one sigmoid output); regression: ``mse`` with an identity
+            output (the default).
+        l2 : float, default 0.0
+            As for :class:`nncore.MLP`.
+
+        Returns
+        -------
+        MLP
+            Of sizes ``[n_in, *hidden, n_out]``: ``n_out`` is the number of classes for
+            cross_entropy, else 1.
+
+        Raises
+        ------
+        ValueError
+            When ``loss`` does not fit the task.
+        """
         n_in = len(self.features)
         if self.task == "regression":
             if loss not in (None, "mse"):
@@ -269,13 +350,40 @@ class Preprocessing:
         return MLP(sizes, activation=activation, loss="cross_entropy", l2=l2)
 
     def targets(self, net: MLP, y: np.ndarray) -> np.ndarray:
-        """The ``y`` that ``net``'s loss takes: class indices, 0/1 for bce, or floats."""
+        """The ``y`` that ``net``'s loss takes: class indices, 0/1 for bce, or floats.
+
+        Parameters
+        ----------
+        net : MLP
+            The network, from :meth:`network`.
+        y : ndarray of shape (n_samples,)
+            Raw targets.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
         encoded = self.encode(y)
         return encoded.astype(np.float64) if net.loss_name == "bce" else encoded
 
     def predict(self, net: MLP, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Labels (classification: the most probable class) or values, from inputs ``X``
-        already transformed."""
+        already transformed.
+
+        Parameters
+        ----------
+        net : MLP
+            The network, from :meth:`network`.
+        theta : ndarray of shape (n_params,)
+            Its flat parameter vector.
+        X : ndarray of shape (n_samples, n_in)
+            Inputs from :meth:`transform`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Class labels (dtype object) or float64 values.
+        """
         out = net.predict(theta, X)
         if self.task == "regression":
             return out.reshape(-1)
@@ -284,7 +392,24 @@ class Preprocessing:
 
     def score(self, net: MLP, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
         """Accuracy (classification) or R² (regression) of the predictions of ``X`` against
-        the raw targets ``y``."""
+        the raw targets ``y``.
+
+        Parameters
+        ----------
+        net : MLP
+            The network, from :meth:`network`.
+        theta : ndarray of shape (n_params,)
+            Its flat parameter vector.
+        X : ndarray of shape (n_samples, n_in)
+            Inputs from :meth:`transform`.
+        y : ndarray of shape (n_samples,)
+            Raw targets.
+
+        Returns
+        -------
+        float
+            The accuracy, or R² (NaN for a constant target).
+        """
         pred = self.predict(net, theta, X)
         if self.task == "classification":
             return float(np.mean(pred == np.asarray(y, dtype=object)))
@@ -293,6 +418,13 @@ class Preprocessing:
         return 1.0 - float(np.sum((y - pred) ** 2)) / total if total > 0 else float("nan")
 
     def to_metadata(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict, for a model file's metadata.
+
+        Returns
+        -------
+        dict
+            ``features``, ``target``, ``task``, ``classes``, ``mean`` and ``scale``.
+        """
         return {
             "features": self.features,
             "target": self.target,
@@ -304,6 +436,24 @@ class Preprocessing:
 
     @classmethod
     def from_metadata(cls, meta: Any, where: str = "the model file") -> Preprocessing:
+        """Inverse of :meth:`to_metadata`.
+
+        Parameters
+        ----------
+        meta : dict
+            What :meth:`to_metadata` returned.
+        where : str, default "the model file"
+            Where ``meta`` comes from, for the error message.
+
+        Returns
+        -------
+        Preprocessing
+
+        Raises
+        ------
+        ValueError
+            When ``meta`` is not such a dict (a model file not written by ``nncore train``).
+        """
         keys = ("features", "target", "task", "classes", "mean", "scale")
         if not isinstance(meta, dict) or any(k not in meta for k in keys):
             raise ValueError(
@@ -314,12 +464,45 @@ class Preprocessing:
 
 def save_model(path: str | os.PathLike, net: MLP, theta: Any, prep: Preprocessing, **info):
     """:func:`nncore.save` with the preprocessing (and ``info``, e.g. a training summary)
-    in the metadata."""
+    in the metadata.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file to write, as for :func:`nncore.save`.
+    net : MLP
+        The network.
+    theta : array_like of shape (net.n_params,)
+        Its parameters.
+    prep : Preprocessing
+        Stored under the metadata key ``"preprocessing"``.
+    **info
+        Further metadata, anything JSON can hold.
+    """
     save(path, net, theta, metadata={"preprocessing": prep.to_metadata(), **info})
 
 
 def load_model(path: str | os.PathLike) -> tuple[MLP, np.ndarray, Preprocessing, dict]:
-    """``(net, theta, preprocessing, metadata)`` of a model file from :func:`save_model`."""
+    """``(net, theta, preprocessing, metadata)`` of a model file from :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+
+    Returns
+    -------
+    net : MLP
+    theta : ndarray of shape (net.n_params,)
+    preprocessing : Preprocessing
+    metadata : dict
+        All of the file's metadata, ``"preprocessing"`` included.
+
+    Raises
+    ------
+    ValueError
+        As :func:`nncore.load`, and when the file carries no table preprocessing.
+    """
     net, theta, meta = load(path)
     prep = Preprocessing.from_metadata(meta.get("preprocessing"), os.fspath(path))
     return net, theta, prep, meta

@@ -239,6 +239,26 @@ def max_iter_options(method: str, max_iter: int) -> dict[str, int]:
     ``minimize``, ``maxfun`` for TNC (which counts evaluations), ``max_nfev`` for the
     least-squares methods (evaluations too).
 
+    Parameters
+    ----------
+    method : str
+        The method's name, as :func:`nncore.train` takes it (any case).
+    max_iter : int
+        At least 1.
+
+    Returns
+    -------
+    dict
+        One entry: ``{"maxiter": max_iter}``, ``{"maxfun": max_iter}`` or
+        ``{"max_nfev": max_iter}``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When ``method`` is not a known method's name or ``max_iter`` not an int of at least 1.
+
+    Examples
+    --------
     >>> max_iter_options("lm", 50), max_iter_options("bfgs", 50)
     ({'max_nfev': 50}, {'maxiter': 50})
     """
