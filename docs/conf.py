@@ -28,13 +28,6 @@ exclude_patterns = [
 autosummary_generate = True
 numpydoc_show_class_members = False
 numpydoc_validation_checks = {"GL08", "PR01", "PR02", "PR10", "RT01"}
-# Docstrings still being completed elsewhere (Objective's methods, check_gradient, load):
-# drop each entry when its docstring passes these checks.
-numpydoc_validation_exclude = {
-    r"^nncore\.Objective\.",
-    r"^nncore\.check_gradient$",
-    r"^nncore\.load$",
-}
 html_theme = "pydata_sphinx_theme"
 html_title = f"nncore {release}"
 sphinx_gallery_conf = {

@@ -258,6 +258,13 @@ def _read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], MLP, Flo
 def load(path: str | os.PathLike) -> tuple[MLP, FloatArray, dict[str, Any]]:
     """Read a model file written by :func:`save` (``.npz``, or ``.safetensors`` by its name).
 
+    Parameters
+    ----------
+    path : str or path-like
+        The file to read; a name ending in ``.safetensors`` is read in that format (which
+        needs the safetensors package), any other as ``.npz``.  Nothing in it is executed
+        or unpickled.
+
     Returns
     -------
     net : MLP
@@ -274,6 +281,8 @@ def load(path: str | os.PathLike) -> tuple[MLP, FloatArray, dict[str, Any]]:
         A truncated, corrupted or foreign file, a newer format version, a spec that names an
         unknown activation or loss, or a theta whose length does not fit the network; the
         message says which.
+    ImportError
+        For a ``.safetensors`` file when the safetensors package is not installed.
     """
     if os.fspath(path).endswith(SAFETENSORS_SUFFIX):
         header, net, theta = _read_safetensors(path)

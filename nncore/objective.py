@@ -89,7 +89,36 @@ class Objective:
     def from_batch(
         cls, net: Any, batch: Batch, chunk_size: int | None = None, n_jobs: int = 1
     ) -> Objective:
-        """An objective on data already validated by :meth:`MLP.batch`."""
+        """An objective on data already validated by :meth:`MLP.batch`.
+
+        Parameters
+        ----------
+        net : MLP
+            The network whose loss the objective evaluates.
+        batch : Batch
+            The data, as :meth:`MLP.batch` returns it (``net.batch(X, y, sample_weight)``);
+            not validated again.
+        chunk_size : int, optional
+            Process at most this many rows at a time (bounded memory; see the module notes).
+        n_jobs : int, default 1
+            Threads for the chunks (needs ``chunk_size``).
+
+        Returns
+        -------
+        Objective
+            The same objective as ``Objective(net, X, y, sample_weight, chunk_size, n_jobs)``.
+
+        Raises
+        ------
+        TypeError
+            When ``net`` is not an nncore MLP, ``batch`` not a :class:`Batch`, or
+            ``chunk_size`` or ``n_jobs`` not an int.
+        ValueError
+            When ``chunk_size`` or ``n_jobs`` is below 1, or ``n_jobs > 1`` without a
+            ``chunk_size``.
+        ImportError
+            When ``n_jobs > 1`` and threadpoolctl is not installed.
+        """
         architecture_of(net)
         if not isinstance(batch, Batch):
             raise TypeError(
@@ -227,7 +256,26 @@ class Objective:
 
     # -- value and gradient ----------------------------------------------------------
     def fun(self, theta: Any) -> float:
-        """``J(theta)``."""
+        """``J(theta)``.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+
+        Returns
+        -------
+        float
+            ``J = sum_i w_i l_i / sum_i w_i + 0.5 * l2 * sum_l ||W_l||_F^2`` on the
+            objective's data.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN, or when float64
+            overflowed on this data (see the module notes).
+        """
         self._at(theta)
         if self._J is None:
             arch, params = self.arch, self._params
@@ -237,7 +285,25 @@ class Objective:
         return self._finite(self._J, "the loss")
 
     def jac(self, theta: Any) -> FloatArray:
-        """``dJ/dtheta``, a new array the caller owns."""
+        """``dJ/dtheta``, a new array the caller owns.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+
+        Returns
+        -------
+        ndarray of shape (n_params,)
+            The gradient, in the layout of theta.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN, or when float64
+            overflowed on this data (see the module notes).
+        """
         self._at(theta)
         if self._g is None:
             arch, params = self.arch, self._params
@@ -272,7 +338,27 @@ class Objective:
         return total + self.arch.l2 * self.arch.layout.weight_mask() * weights_of
 
     def fun_and_jac(self, theta: Any) -> tuple[float, FloatArray]:
-        """``(J, dJ/dtheta)`` for ``minimize(..., jac=True)``."""
+        """``(J, dJ/dtheta)`` for ``minimize(..., jac=True)``.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+
+        Returns
+        -------
+        J : float
+            As :meth:`fun` returns it.
+        g : ndarray of shape (n_params,)
+            As :meth:`jac` returns it, a new array the caller owns.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN, or when float64
+            overflowed on this data (see the module notes).
+        """
         g = self.jac(theta)
         return self._finite(self._J, "the loss"), g
 
@@ -297,11 +383,51 @@ class Objective:
         return self._finite(result, f"the {kind.replace('_', '-')} curvature product")
 
     def hessp(self, theta: Any, v: Any) -> FloatArray:
-        """Exact ``(d^2 J / d theta^2) v`` from the cached forward pass (R-operator)."""
+        """Exact ``(d^2 J / d theta^2) v`` from the cached forward pass (R-operator).
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+        v : ndarray of shape (n_params,)
+            The direction, in the layout of theta.
+
+        Returns
+        -------
+        ndarray of shape (n_params,)
+            ``H v``, a new array.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN (the same for ``v``),
+            or when float64 overflowed on this data (see the module notes).
+        """
         return self._product("exact", theta, v)
 
     def gnvp(self, theta: Any, v: Any) -> FloatArray:
-        """Gauss-Newton (Fisher) matrix times ``v`` from the cached forward pass."""
+        """Gauss-Newton (Fisher) matrix times ``v`` from the cached forward pass.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+        v : ndarray of shape (n_params,)
+            The direction, in the layout of theta.
+
+        Returns
+        -------
+        ndarray of shape (n_params,)
+            ``J^T H_out J v + l2 V`` (see :meth:`MLP.gnvp`), a new array.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN (the same for ``v``),
+            or when float64 overflowed on this data (see the module notes).
+        """
         return self._product("gauss_newton", theta, v)
 
     def hess(self, theta: Any, kind: str = "exact") -> FloatArray:
@@ -312,6 +438,27 @@ class Objective:
         matrix of mse, which is ``2 J_r^T J_r`` for the residual Jacobian ``J_r``
         (``sum r^2 = J``): one matrix product per block of rows, the blocks at most
         :data:`JACOBIAN_BLOCK_BYTES` each.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+        kind : {"exact", "gauss_newton"}, default "exact"
+            The exact Hessian, or the Gauss-Newton (Fisher) matrix.
+
+        Returns
+        -------
+        ndarray of shape (n_params, n_params)
+            The matrix, a new array the caller owns.
+
+        Raises
+        ------
+        ValueError
+            For any other ``kind``, or when a curvature product overflowed float64 (see the
+            module notes).
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN.
         """
         if kind not in ("exact", "gauss_newton"):
             raise ValueError(f"kind must be 'exact' or 'gauss_newton', got {kind!r}")
@@ -360,12 +507,55 @@ class Objective:
         return self.arch, self._params, self._cache, self.batch
 
     def residuals(self, theta: Any) -> FloatArray:
-        """mse residuals with ``sum(r**2) == J`` (see :meth:`MLP.residuals`)."""
+        """mse residuals with ``sum(r**2) == J`` (see :meth:`MLP.residuals`).
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+
+        Returns
+        -------
+        r : ndarray of shape (n_samples * n_out [+ n_weights],)
+            The residuals of every row, then, when ``l2 > 0``, those of the weights, in the
+            order :meth:`MLP.residuals` gives.
+
+        Raises
+        ------
+        ValueError
+            When the loss is not mse, or the objective has a ``chunk_size`` (the residuals
+            hold every row).
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN, or when float64
+            overflowed on this data (see the module notes).
+        """
         self._at(theta)
         return self._finite(curvature.residuals(*self._whole()), "residuals")
 
     def jacobian(self, theta: Any) -> FloatArray:
-        """Jacobian of :meth:`residuals`, shape ``(len(r), n_params)``."""
+        """Jacobian of :meth:`residuals`, shape ``(len(r), n_params)``.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+
+        Returns
+        -------
+        ndarray of shape (len(r), n_params)
+            ``dr / dtheta``.
+
+        Raises
+        ------
+        ValueError
+            When the loss is not mse, or the objective has a ``chunk_size`` (the Jacobian
+            holds every row).
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN, or when float64
+            overflowed on this data (see the module notes).
+        """
         self._at(theta)
         whole = self._whole()
         self.njev += 1

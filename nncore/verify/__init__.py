@@ -76,49 +76,83 @@ def check_gradient(fun: Any, *args: Any, **kwargs: Any) -> GradientReport:
         check_gradient(net, theta, X, y, sample_weight=None, *, hessp=False, rng=None,
                        mode="auto", n_directions=8, profile="fast", workers=1)
 
+    Network form: names and blocks (``layer l: W``, ``layer l: b``) come from the network,
+    coordinates whose difference step crosses a relu-like kink are judged apart, and the
+    gradient is also compared with :mod:`nncore.jax_reference` when JAX is installed.
+
     Parameters
     ----------
     fun : callable ``fun(x, *args) -> float``, or an :class:`~nncore.MLP`
-    grad : callable ``grad(x, *args) -> ndarray of shape (n,)``
-    x0 : ndarray of shape (n,)
-        The point to check at; never modified (nor are the args).
-    args : tuple
-        Extra arguments of ``fun``, ``grad`` and ``hessp``.
-    names : sequence of str or callable ``names(i) -> str``, optional
-        Names of the coordinates, for the report.
-    blocks : sequence of (str, slice), optional
-        Named groups of coordinates, checked and ranked together.
-    hessp : callable ``hessp(x, v, *args) -> ndarray`` (network form: bool), optional
-        Also check Hessian-vector products (network form: ``True`` checks ``net.hessp``).
-    rng : int or numpy.random.Generator, optional
-        Seeds the random directions (default 0: a repeatable check).
-    mode : {"auto", "coordinates", "directions"}
-        ``auto`` checks every coordinate up to :data:`COORDINATE_LIMIT` parameters (2,000 in
-        the thorough profile) and random directions with bisection beyond.
-    n_directions : int
-        Random directions in directions mode.
-    profile : {"fast", "thorough"}
-        ``fast``: one central difference per coordinate (``2 n`` evaluations), with step
-        doubling and a fourth difference (2 more) only for the coordinates it does not
-        settle, and the Taylor test only where the coordinates leave something unresolved;
-        every coordinate is judged as the thorough profile judges it.  ``thorough``: step
-        doubling for every coordinate (``4 n``), the Taylor test (28) and
-        ``scipy.optimize.check_grad`` (``n + 1``) always.
-    workers : int or map-like callable
-        Evaluates the coordinates' differences through a pool: ``1`` here, in order; an int
-        ``k > 1`` in ``k`` processes (``fun`` and ``args`` must pickle); or a callable like
-        ``multiprocessing.Pool.map`` or ``concurrent.futures.Executor.map``.  The results
-        do not depend on it.
+        The function whose gradient is checked (function form), or the network whose
+        ``net.loss`` and gradient are checked (network form).
+    *args
+        The rest of either form's positional arguments (each may also be given by name).
 
-    Network form: ``theta``, ``X``, ``y``, ``sample_weight`` as for ``net.loss``; names and
-    blocks (``layer l: W``, ``layer l: b``) come from the network, coordinates whose
-    difference step crosses a relu-like kink are judged apart, and the gradient is also
-    compared with :mod:`nncore.jax_reference` when JAX is installed.
+        Function form, ``grad, x0, args=()``:
+
+        grad : callable ``grad(x, *args) -> ndarray of shape (n,)``
+            The gradient to check.
+        x0 : ndarray of shape (n,)
+            The point to check at; never modified (nor are the args).
+        args : tuple
+            Extra arguments of ``fun``, ``grad`` and ``hessp``.
+
+        Network form, ``theta, X, y, sample_weight=None``, as for ``net.loss``:
+
+        theta : ndarray of shape (n_params,)
+            The point to check at; never modified.
+        X : ndarray of shape (n_samples, n_in)
+            The inputs.
+        y : ndarray of shape (n_samples,) or (n_samples, n_out)
+            The targets, as ``net.loss`` takes them.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Non-negative, not all zero; only ``w / sum(w)`` matters.  None: equal weights.
+    **kwargs
+        Keyword-only options, the same in both forms except ``names`` and ``blocks``
+        (function form only) and ``hessp``:
+
+        names : sequence of str or callable ``names(i) -> str``, optional
+            Names of the coordinates, for the report.
+        blocks : sequence of (str, slice), optional
+            Named groups of coordinates, checked and ranked together.
+        hessp : callable ``hessp(x, v, *args) -> ndarray`` (network form: bool), optional
+            Also check Hessian-vector products (network form: ``True`` checks
+            ``net.hessp``).
+        rng : int or numpy.random.Generator, optional
+            Seeds the random directions (default 0: a repeatable check).
+        mode : {"auto", "coordinates", "directions"}
+            ``auto`` checks every coordinate up to :data:`COORDINATE_LIMIT` parameters
+            (2,000 in the thorough profile) and random directions with bisection beyond.
+        n_directions : int
+            Random directions in directions mode.
+        profile : {"fast", "thorough"}
+            ``fast``: one central difference per coordinate (``2 n`` evaluations), with step
+            doubling and a fourth difference (2 more) only for the coordinates it does not
+            settle, and the Taylor test only where the coordinates leave something
+            unresolved; every coordinate is judged as the thorough profile judges it.
+            ``thorough``: step doubling for every coordinate (``4 n``), the Taylor test (28)
+            and ``scipy.optimize.check_grad`` (``n + 1``) always.
+        workers : int or map-like callable
+            Evaluates the coordinates' differences through a pool: ``1`` here, in order; an
+            int ``k > 1`` in ``k`` processes (``fun`` and ``args`` must pickle); or a
+            callable like ``multiprocessing.Pool.map`` or
+            ``concurrent.futures.Executor.map``.  The results do not depend on it.
 
     Returns
     -------
     GradientReport
         ``report.passed``, ``print(report)`` for a table, ``report.to_dict()``.
+
+    Raises
+    ------
+    TypeError
+        For a missing argument (the network form needs ``theta``, ``X`` and ``y``), a
+        network-form ``hessp`` that is not a bool, or an option of the wrong type.
+    ValueError
+        For an empty or non-1-D ``x0``, an unknown ``mode`` or ``profile``, names or blocks
+        that do not fit the coordinates, a ``fun(x0)`` that is not finite, a ``grad``
+        of the wrong shape, or (network form) a ``theta`` or data that ``net.loss``
+        refuses.
 
     Examples
     --------
