@@ -423,7 +423,20 @@ class DaskObjective(Objective):
 
     @classmethod
     def from_batch(cls, *args: Any, **kwargs: Any) -> DaskObjective:
-        """Not for a DaskObjective, whose rows never come to the client as a ``Batch``."""
+        """Not for a DaskObjective, whose rows never come to the client as a ``Batch``.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            Ignored: the call always raises.
+
+        Raises
+        ------
+        TypeError
+            Always; construct ``DaskObjective(net, X, y, sample_weight, client)`` instead,
+            or use :meth:`Objective.from_batch <nncore.objective.Objective.from_batch>` for
+            a ``Batch`` in memory.
+        """
         raise TypeError("a DaskObjective takes X, y and weights; for a Batch use Objective")
 
     def _reset(self) -> None:
@@ -447,7 +460,14 @@ class DaskObjective(Objective):
         self.__dict__.update(state)
 
     def fresh(self) -> DaskObjective:
-        """An objective on the same persisted data with zero counts and no cached point."""
+        """An objective on the same persisted data with zero counts and no cached point.
+
+        Returns
+        -------
+        DaskObjective
+            A shallow copy on the same client and the same data on the workers (nothing
+            is sent again), with ``nfev = njev = nhev = 0``.
+        """
         other = copy.copy(self)
         other._reset()
         return other
@@ -572,7 +592,30 @@ class DaskObjective(Objective):
 
     # -- the public interface of Objective ---------------------------------------------
     def fun(self, theta: Any) -> float:
-        """``J(theta)``."""
+        """``J(theta)``.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+
+        Returns
+        -------
+        float
+            ``J = sum_i w_i l_i / sum_i w_i + 0.5 * l2 * sum_l ||W_l||_F^2`` over every row
+            on the cluster, as :meth:`Objective.fun <nncore.objective.Objective.fun>`.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN, or when float64
+            overflowed on this data (see the module notes of :mod:`nncore.objective`).
+        TimeoutError
+            When a wait on the cluster takes longer than ``timeout``.
+        RuntimeError
+            When the client is closed or a Dask computation was cancelled.
+        """
         self._at(theta)
         if self._J is None:
             (data,) = self._run("fun")
@@ -581,7 +624,29 @@ class DaskObjective(Objective):
         return self._finite(self._J, "the loss")
 
     def jac(self, theta: Any) -> FloatArray:
-        """``dJ/dtheta``, a new array the caller owns."""
+        """``dJ/dtheta``, a new array the caller owns.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+
+        Returns
+        -------
+        ndarray of shape (n_params,)
+            The gradient, in the layout of theta.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN, or when float64
+            overflowed on this data (see the module notes of :mod:`nncore.objective`).
+        TimeoutError
+            When a wait on the cluster takes longer than ``timeout``.
+        RuntimeError
+            When the client is closed or a Dask computation was cancelled.
+        """
         self._at(theta)
         if self._g is None:
             data, g = self._run("fun_and_jac")
@@ -601,8 +666,35 @@ class DaskObjective(Objective):
         return self._finite(result, f"the {kind.replace('_', '-')} curvature product")
 
     def hess(self, theta: Any, kind: str = "exact") -> FloatArray:
-        """The full Hessian or Gauss-Newton matrix (small networks): each chunk builds its
-        share column by column, and the ``(n_params, n_params)`` shares are added."""
+        """The full Hessian or Gauss-Newton matrix (small networks), built once per theta and kind.
+
+        Each chunk builds its share column by column, and the ``(n_params, n_params)``
+        shares are added.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+        kind : {"exact", "gauss_newton"}, default "exact"
+            The exact Hessian, or the Gauss-Newton (Fisher) matrix.
+
+        Returns
+        -------
+        ndarray of shape (n_params, n_params)
+            The symmetric matrix, a new array the caller owns.
+
+        Raises
+        ------
+        ValueError
+            For any other ``kind``, or when a curvature product overflowed float64.
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN.
+        TimeoutError
+            When a wait on the cluster takes longer than ``timeout``.
+        RuntimeError
+            When the client is closed or a Dask computation was cancelled.
+        """
         if kind not in ("exact", "gauss_newton"):
             raise ValueError(f"kind must be 'exact' or 'gauss_newton', got {kind!r}")
         self._at(theta)
@@ -653,7 +745,36 @@ class DaskObjective(Objective):
         return self._local
 
     def residuals(self, theta: Any) -> FloatArray:
-        """mse residuals (every row, on the client; see :meth:`_in_memory`)."""
+        """mse residuals (every row, on the client; see :meth:`_in_memory`).
+
+        The rows are gathered to the client once, into an in-memory
+        :class:`~nncore.objective.Objective`, and the residuals are that objective's.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+
+        Returns
+        -------
+        r : ndarray of shape (n_samples * n_out [+ n_weights],)
+            The residuals of every row, then, when ``l2 > 0``, those of the weights, with
+            ``sum(r**2) == J`` (see :meth:`MLP.residuals <nncore.MLP.residuals>`).
+
+        Raises
+        ------
+        ValueError
+            When the loss is not mse, or the residual Jacobian of every row would take more
+            than :data:`MAX_GATHER_BYTES` (use a minimize method instead).
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN, or when float64
+            overflowed on this data.
+        TimeoutError
+            When a wait on the cluster takes longer than ``timeout``.
+        RuntimeError
+            When the client is closed or a Dask computation was cancelled.
+        """
         local = self._in_memory()
         before = local.nfev
         r = local.residuals(theta)
@@ -661,7 +782,32 @@ class DaskObjective(Objective):
         return r
 
     def jacobian(self, theta: Any) -> FloatArray:
-        """Jacobian of :meth:`residuals`, shape ``(len(r), n_params)``, on the client."""
+        """Jacobian of :meth:`residuals`, shape ``(len(r), n_params)``, on the client.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+            The flat parameter vector (layout in :class:`~nncore.layout.Layout`); the cached
+            point is reused when it equals the last one.
+
+        Returns
+        -------
+        ndarray of shape (len(r), n_params)
+            ``dr / dtheta``.
+
+        Raises
+        ------
+        ValueError
+            When the loss is not mse, or the Jacobian would take more than
+            :data:`MAX_GATHER_BYTES` (use a minimize method instead).
+        TypeError, ValueError
+            For a ``theta`` of the wrong type or shape or with inf or NaN, or when float64
+            overflowed on this data.
+        TimeoutError
+            When a wait on the cluster takes longer than ``timeout``.
+        RuntimeError
+            When the client is closed or a Dask computation was cancelled.
+        """
         local = self._in_memory()
         before = local.nfev, local.njev
         Jr = local.jacobian(theta)

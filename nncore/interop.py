@@ -101,6 +101,27 @@ def sklearn_l2(alpha: float, loss: str, n_outputs: int, weight_sum: float) -> fl
     ``weight_sum`` is the number of training samples, or the sum of the sample weights;
     ``c`` is :func:`sklearn_loss_scale`.  Then scikit-learn's objective is exactly ``c``
     times the :class:`~nncore.MLP` objective with this ``l2``.
+
+    Parameters
+    ----------
+    alpha : float
+        scikit-learn's l2 strength (``MLPClassifier.alpha``, ``MLPRegressor.alpha``).
+    loss : {"mse", "bce", "cross_entropy"}
+        nncore's loss name.
+    n_outputs : int
+        The network's output width ``K``.
+    weight_sum : float
+        The number of training samples, or the sum of the sample weights; must be > 0.
+
+    Returns
+    -------
+    float
+        nncore's ``l2``, ``alpha / (c * weight_sum)``.
+
+    Raises
+    ------
+    ValueError
+        When ``weight_sum`` is not > 0 (or NaN), or ``loss`` is not one of the three.
     """
     if not weight_sum > 0:
         raise ValueError(f"weight_sum must be > 0, got {weight_sum}")
@@ -208,12 +229,28 @@ def to_state_dict(net: MLP, theta: Any, step: int = 2) -> dict[str, FloatArray]:
     Parameters
     ----------
     net : MLP
+        The network whose layout ``theta`` follows.
     theta : array_like of shape (net.n_params,)
+        The flat parameter vector (layout in :class:`~nncore.layout.Layout`); not modified.
     step : int, default 2
         Layer ``l`` (from 0) gets keys ``"{step * l}.weight"`` (shape ``(n_l, n_{l-1})``) and
         ``"{step * l}.bias"``: 2 fits ``nn.Sequential(Linear, act, Linear, ...)``, 1 a
-        sequence of ``Linear`` layers alone.  ``torch.from_numpy`` turns the values into
+        sequence of ``Linear`` layers alone.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{"{step * l}.weight": W_l, "{step * l}.bias": b_l, ...}`` in layer order, ``W_l``
+        of shape ``(n_l, n_{l-1})`` and ``b_l`` of shape ``(n_l,)``: new float64 arrays that
+        share no memory with ``theta``.  ``torch.from_numpy`` turns the values into
         tensors.
+
+    Raises
+    ------
+    ValueError
+        When ``step`` is not a positive int.
+    TypeError, ValueError
+        For a ``theta`` of the wrong type or shape or with inf or NaN.
     """
     if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 1:
         raise ValueError(f"step must be a positive int, got {step!r}")
@@ -284,15 +321,31 @@ def to_params(net: MLP, theta: Any, style: str = "pairs") -> list[Any]:
     Parameters
     ----------
     net : MLP
+        The network whose layout ``theta`` follows.
     theta : array_like of shape (net.n_params,)
-    style : {"pairs", "flax"}
+        The flat parameter vector (layout in :class:`~nncore.layout.Layout`); not modified.
+    style : {"pairs", "flax"}, default "pairs"
         ``[(W, b), ...]`` or ``[{"kernel": W, "bias": b}, ...]``.
+
+    Returns
+    -------
+    list of (ndarray, ndarray) or list of dict of str to ndarray
+        One entry per layer, in order: ``W`` of shape ``(n_{l-1}, n_l)`` (``x @ W + b``) and
+        ``b`` of shape ``(n_l,)``, new C-contiguous float64 arrays that share no memory with
+        ``theta``; the input :func:`from_params` takes back.
+
+    Raises
+    ------
+    ValueError
+        When ``style`` is neither ``"pairs"`` nor ``"flax"``.
+    TypeError, ValueError
+        For a ``theta`` of the wrong type or shape or with inf or NaN.
     """
     if style not in ("pairs", "flax"):
         raise ValueError(f"style must be 'pairs' or 'flax', got {style!r}")
     out: list[Any] = []
     for W, b in net.unpack(check_theta(theta, net.n_params)):
-        kernel, bias = np.ascontiguousarray(W.T), b.copy()
+        kernel, bias = W.T.copy(), b.copy()  # ascontiguousarray would keep a view: (n, 1)
         out.append((kernel, bias) if style == "pairs" else {"kernel": kernel, "bias": bias})
     return out
 

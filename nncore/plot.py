@@ -69,18 +69,31 @@ def taylor(report: Any, ax: Any = None) -> Any:
     ----------
     report : nncore.verify.GradientReport
         What :func:`nncore.check_gradient` returns: its ``taylor`` test is drawn, and its
-        ``hessp`` one too when it has one.
+        ``hessp`` one too when it has one.  The default profile runs the gradient's Taylor
+        test only where the coordinates leave something unresolved; ``profile="thorough"``
+        always runs it.
     ax : matplotlib.axes.Axes, optional
         The Axes to draw on; None: a new figure's.
 
     Returns
     -------
     matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        When the report holds no Taylor test that ran.
     """
-    ax = _axes(ax)
     tests = [("gradient", report.taylor)]
     if report.hessp is not None:
         tests.append(("Hessian-vector product", report.hessp["taylor"]))
+    tests = [(label, t) for label, t in tests if "h" in t]  # the tests that ran
+    if not tests:
+        raise ValueError(
+            "the report has no Taylor test to draw (its verdict is "
+            f"{report.taylor['verdict']!r}): check with profile='thorough', which always runs it"
+        )
+    ax = _axes(ax)
     for n_test, (label, t) in enumerate(tests):
         h, r = np.asarray(t["h"]), np.asarray(t["remainder"])
         rate = "n/a" if t["rate"] is None else f"{t['rate']:.2f}"

@@ -218,6 +218,12 @@ def test_plots_return_their_axes_and_draw_the_run(tmp_path):
     plt.close(fig)
     with pytest.raises(ValueError, match="needs 2 input features"):
         plot.decision_boundary(nncore.MLP([3, 1]), np.zeros(4), np.zeros((2, 3)), [0, 1])
+    from scipy.optimize import rosen, rosen_der
+
+    quick = nncore.check_gradient(rosen, rosen_der, np.array([-1.2, 1.0, 0.5]))
+    assert quick.taylor["verdict"] == "not run"  # the default profile had no need of it
+    with pytest.raises(ValueError, match="no Taylor test to draw.*profile='thorough'"):
+        plot.taylor(quick)
 
 
 def test_import_nncore_imports_no_optional_extra():

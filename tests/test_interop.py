@@ -201,3 +201,14 @@ def test_from_sklearn_l2_reproduces_sklearns_loss():
     net, theta = interop.from_sklearn(est, weight_sum=len(X))
     assert net.l2 == 2.0 / (0.5 * 40)
     assert 0.5 * net.loss(theta, X, y) == pytest.approx(est.loss_, rel=1e-10)
+
+
+def test_to_params_returns_new_arrays_also_for_one_wide_layers():
+    net = nncore.MLP([1, 4, 1])
+    theta = net.init(seed=0)
+    for style in ("pairs", "flax"):
+        params = interop.to_params(net, theta, style=style)
+        arrays = [
+            a for layer in params for a in (layer.values() if isinstance(layer, dict) else layer)
+        ]
+        assert not any(np.shares_memory(a, theta) for a in arrays)

@@ -100,8 +100,60 @@ class _Monitor:
             raise StopIteration
 
 
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default (100,)
+        Width of each hidden layer.
+    activation : str, default "relu"
+        Hidden activation: any of nncore's (identity, tanh, sigmoid, relu, leaky_relu,
+        softplus, elu, gelu, silu); scikit-learn's "logistic" is sigmoid.
+    alpha : float, default 1e-4
+        scikit-learn's l2 strength: ``0.5 * alpha * sum_l ||W_l||^2 / sum(sample_weight)``
+        (``n_samples`` without weights) is added to the loss; the network gets
+        ``l2 = alpha / (c * sum(sample_weight))`` (:func:`nncore.interop.sklearn_l2`).
+    method : str, default "L-BFGS-B"
+        Any method of :func:`nncore.train` (CG, BFGS, L-BFGS-B, TNC, SLSQP, trust-constr,
+        Newton-CG, trust-ncg, trust-krylov, trust-exact, dogleg; lm, trf, dogbox for the
+        regressor).
+    curvature : {"exact", "gauss_newton"}, default "exact"
+        The curvature the Hessian methods use.
+    max_iter : int, default 200
+        Iterations per start (``maxfun`` for TNC, ``max_nfev`` for least squares).
+    tol : float, default 1e-4
+        The optimiser's tolerance on scikit-learn's scale (``gtol`` for most methods, as
+        scikit-learn's lbfgs solver; ``xtol`` for Newton-CG, ``ftol`` for SLSQP), and the
+        improvement early stopping asks of the validation score.
+    n_starts : int, default 1
+        Train from this many random starts and keep the best (lowest loss, or best
+        validation score with early stopping).
+    random_state : int, RandomState or None, default None
+        Seeds the starts and the validation split.
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the data (stratified for classifiers), score it
+        after every iteration (accuracy or R²), stop once the score has not improved on the
+        best by ``tol`` for more than ``n_iter_no_change`` iterations (scikit-learn's rule)
+        and keep the weights of the best score.  Every method (through ``train``'s callback).
+    validation_fraction : float, default 0.1
+        The fraction of the training data held out for early stopping, in [0, 1).
+    n_iter_no_change : int, default 10
+        Early stopping's patience: iterations without an improvement of ``tol``.
+    warm_start : bool, default False
+        Start from the last fit's theta (the first start; the others are random).
+    verbose : bool, default False
+        Print the loss after every iteration.
+"""
+"""The constructor's Parameters section, in the order of :meth:`BaseMLP.__init__`'s
+signature: numpydoc checks ``BaseMLP``'s docstring for the ``__init__`` both estimators
+inherit, and the estimators' docstrings include it."""
+
+
 class BaseMLP(BaseEstimator):
-    """Shared constructor, ``fit`` machinery and fitted attributes (see the subclasses)."""
+    __doc__ = (
+        """Shared constructor, ``fit`` machinery and fitted attributes (see the subclasses).
+"""
+        + _PARAMS_DOC
+    )
 
     def __init__(
         self,

@@ -17,49 +17,9 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
 
-from ._base import BaseMLP
+from ._base import _PARAMS_DOC, BaseMLP
 
-_PARAMS_DOC = """
-    Parameters
-    ----------
-    hidden_layer_sizes : int or tuple of int, default (100,)
-        Width of each hidden layer.
-    activation : str, default "relu"
-        Hidden activation: any of nncore's (identity, tanh, sigmoid, relu, leaky_relu,
-        softplus, elu, gelu, silu); scikit-learn's "logistic" is sigmoid.
-    alpha : float, default 1e-4
-        scikit-learn's l2 strength: ``0.5 * alpha * sum_l ||W_l||^2 / sum(sample_weight)``
-        (``n_samples`` without weights) is added to the loss; the network gets
-        ``l2 = alpha / (c * sum(sample_weight))`` (:func:`nncore.interop.sklearn_l2`).
-    method : str, default "L-BFGS-B"
-        Any method of :func:`nncore.train` (CG, BFGS, L-BFGS-B, TNC, SLSQP, trust-constr,
-        Newton-CG, trust-ncg, trust-krylov, trust-exact, dogleg; lm, trf, dogbox for the
-        regressor).
-    curvature : {"exact", "gauss_newton"}, default "exact"
-        The curvature the Hessian methods use.
-    max_iter : int, default 200
-        Iterations per start (``maxfun`` for TNC, ``max_nfev`` for least squares).
-    tol : float, default 1e-4
-        The optimiser's tolerance on scikit-learn's scale (``gtol`` for most methods, as
-        scikit-learn's lbfgs solver; ``xtol`` for Newton-CG, ``ftol`` for SLSQP), and the
-        improvement early stopping asks of the validation score.
-    n_starts : int, default 1
-        Train from this many random starts and keep the best (lowest loss, or best
-        validation score with early stopping).
-    random_state : int, RandomState or None
-        Seeds the starts and the validation split.
-    early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the data (stratified for classifiers), score it
-        after every iteration (accuracy or R²), stop once the score has not improved on the
-        best by ``tol`` for more than ``n_iter_no_change`` iterations (scikit-learn's rule)
-        and keep the weights of the best score.  Every method (through ``train``'s callback).
-    validation_fraction : float, default 0.1
-    n_iter_no_change : int, default 10
-    warm_start : bool, default False
-        Start from the last fit's theta (the first start; the others are random).
-    verbose : bool, default False
-        Print the loss after every iteration.
-
+_ATTRIBUTES_DOC = """
     Attributes
     ----------
     coefs_ : list of ndarray, each of shape (n_{l-1}, n_l)
@@ -99,6 +59,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     term.
 """
         + _PARAMS_DOC
+        + _ATTRIBUTES_DOC
         + """    classes_ : ndarray of shape (n_classes,)
         The labels (multilabel: ``0..n_labels-1``).
 
@@ -220,7 +181,18 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return super().score(X, y, sample_weight)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
-        """``log(predict_proba(X))``, shape (n_samples, n_classes)."""
+        """``log(predict_proba(X))``, shape (n_samples, n_classes).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``; ``-inf`` where a probability is 0 (no
+            divide-by-zero warning).  Multilabel: each label's log-probability.
+        """
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
@@ -234,6 +206,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     ``loss_`` reports scikit-learn's.
 """
         + _PARAMS_DOC
+        + _ATTRIBUTES_DOC
         + """
     Examples
     --------
