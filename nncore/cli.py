@@ -262,8 +262,9 @@ def _check_data(path: str, target: str | None):
         with np.load(path, allow_pickle=False) as data:
             weights = data["sample_weight"] if "sample_weight" in data else None
         return table.X, table.y, weights
-    if target is None:
-        target = read_table(path).features[-1]
+    if target is None:  # one read: every column parsed as a number, the last one is y
+        table = read_table(path)
+        return table.X[:, :-1], table.X[:, -1], None
     table = read_table(path, target=target)
     if table.y.dtype.kind != "f":
         raise ValueError(f"{path}: the target {target!r} must be numeric for check")
