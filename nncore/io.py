@@ -243,16 +243,14 @@ def _read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], MLP, Flo
             f"{name}: the network {list(net.sizes)} needs the tensors "
             f"{sorted(expected)}, got {sorted(tensors)}"
         )
-    pairs = []
     for key in expected:
         if tensors[key].dtype != np.float64 or tensors[key].shape != expected[key].shape:
             raise ValueError(
                 f"{name}: {key} must be float64 {expected[key].shape}, got "
                 f"{tensors[key].dtype} {tensors[key].shape}"
             )
-    for layer in range(len(net.sizes) - 1):
-        pairs.append((tensors[f"{2 * layer}.weight"], tensors[f"{2 * layer}.bias"]))
-    return header, net, net.pack(pairs)
+    values = [tensors[key] for key in expected]  # to_state_dict's order: W_l, then b_l
+    return header, net, net.pack(list(zip(values[::2], values[1::2])))
 
 
 def load(path: str | os.PathLike) -> tuple[MLP, FloatArray, dict[str, Any]]:
