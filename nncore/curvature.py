@@ -32,7 +32,7 @@ import numpy as np
 
 from ._validation import FloatArray
 from .architecture import Architecture
-from .kernels import Batch, Cache, Params, backprop, weigh
+from .kernels import Batch, Cache, Params, backprop, times, weigh
 from .workspace import Workspace, matmul_fm
 
 Array = np.ndarray
@@ -112,9 +112,9 @@ def hessp(
         np.sum(RD, axis=0, out=hb)
         if k > 0:
             Z, A = cache.Z[k - 1], cache.A[k]
-            G = np.matmul(D, W, out=ws.D[k - 1])  # dJ/dA_{l-1}, (N, n_{l-1})
-            RG = np.matmul(RD, W, out=r.RG[k - 1])  # R{dJ/dA_{l-1}} = RD_l W_l + D_l V_l
-            RG += np.matmul(D, VW, out=r.T[k - 1])
+            G = times(D, W, ws.D[k - 1])  # dJ/dA_{l-1}, (N, n_{l-1})
+            RG = times(RD, W, r.RG[k - 1])  # R{dJ/dA_{l-1}} = RD_l W_l + D_l V_l
+            RG += times(D, VW, r.T[k - 1])
             RD = acts[k - 1].vjp_tangent(G, RG, Z, A, RZ[k - 1], True, ws.S[k - 1])
             D = acts[k - 1].vjp(G, Z, A, ws.S[k - 1])
     return Hv

@@ -62,6 +62,19 @@ class Batch(NamedTuple):
     omega: FloatArray | None
 
 
+def times(D: Array, W: Array, out: Array) -> Array:
+    """``D @ W`` into ``out``, for ``D`` ``(N, n_l)`` and ``W`` ``(n_l, n_{l-1})``.
+
+    A one-wide layer (``n_l = 1``, a single output) makes it an outer product, for which
+    numpy's matmul takes a generic loop two to three times slower than ``np.multiply``
+    broadcasting the column against the row (``benchmarks/studies/lbfgs_anatomy.py``); each
+    entry is one product either way, so the bits are the same.
+    """
+    if W.shape[0] == 1:
+        return np.multiply(D, W, out=out)
+    return np.matmul(D, W, out=out)
+
+
 def make_batch(arch: Architecture, X: Any, y: Any, sample_weight: Any = None) -> Batch:
     """Validate ``(X, y, sample_weight)`` for ``arch`` (see :meth:`nncore.MLP.batch`).
 
@@ -171,6 +184,6 @@ def backprop(
         if arch.l2 and l2_blocks is not None:
             gW += arch.l2 * l2_blocks[k][0]
         if k > 0:  # the input gradient D_1 W_1 is never needed
-            D = np.matmul(D, W, out=ws.D[k - 1])  # (N, n_l) @ (n_l, n_{l-1})
+            D = times(D, W, ws.D[k - 1])  # (N, n_l) @ (n_l, n_{l-1})
             D = arch.acts[k - 1].vjp(D, cache.Z[k - 1], cache.A[k], ws.S[k - 1])
     return g

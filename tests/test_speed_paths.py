@@ -272,3 +272,19 @@ def test_public_calls_reuse_buffers_but_never_hand_them_out():
     big = workspace.WORKSPACE_CACHE_BYTES // per_row + 1
     net.loss(t1, np.zeros((big, 3)), np.zeros((big, 2)))  # too large to keep
     assert net._workspaces.current is None
+
+
+@pytest.mark.parametrize("n_l", [1, 2, 5])
+def test_times_is_matmul_bit_for_bit(n_l):
+    """``kernels.times`` takes np.multiply for a one-wide layer (an outer product: one product
+    per entry) and np.matmul otherwise; both give matmul's bits, in the F-ordered buffers."""
+    from nncore import kernels
+    from nncore.workspace import feature_major
+
+    rng = np.random.default_rng(n_l)
+    D = np.asfortranarray(rng.normal(size=(37, n_l)))
+    W = rng.normal(size=(n_l, 6)) * 10.0 ** rng.integers(-200, 200, size=(n_l, 6))
+    out = feature_major(37, 6)
+    got = kernels.times(D, W, out)
+    assert got is out
+    np.testing.assert_array_equal(got, np.matmul(D, W))
