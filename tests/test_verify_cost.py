@@ -442,3 +442,16 @@ def test_a_kink_at_x_is_detected_from_the_differences(profile):
     # away from the kink nothing is flagged
     exact = lambda x: np.array([np.sign(x[0]), 2.0 * x[1], np.cos(x[2])])  # noqa: E731
     assert check_gradient(f, exact, x0 + 0.1, profile=profile).passed
+
+
+@pytest.mark.parametrize("rng, error", [(-1, ValueError), ("a", TypeError), (1.5, TypeError)])
+def test_a_bad_rng_raises_although_coordinates_mode_draws_nothing(rng, error):
+    """The generator is made when an oracle first draws from it (coordinates mode alone never
+    does); a seed numpy would refuse is still refused at the call."""
+    x0 = np.linspace(-1.0, 1.0, 4)
+    with pytest.raises(error):
+        check_gradient(rosen, rosen_der, x0, rng=rng)
+    seeded = check_gradient(rosen, rosen_der, x0, rng=np.random.default_rng(3), mode="directions")
+    assert (
+        seeded.to_dict() == check_gradient(rosen, rosen_der, x0, rng=3, mode="directions").to_dict()
+    )

@@ -1,7 +1,7 @@
 """The common currency of the oracles: what each one is handed and what it hands back.
 
 * :class:`Problem`: the validated point of a check, ``f`` and its gradient (counted), ``x``,
-  ``f(x)``, ``g(x)``, the names, blocks, mode and random generator;
+  ``f(x)``, ``g(x)``, the names, blocks, mode and random generator (made on first use);
 * :class:`Context`: what a caller knows beyond ``f`` and ``g`` (the network form: kink tests,
   the size of the loss's terms and of the gradient's, the JAX values); empty for a plain
   function;
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +45,7 @@ class Problem:
     args: tuple
     name_of: Callable[[int], str]
     blocks: list[tuple[str, Any]]
-    rng: np.random.Generator
+    seed: int | np.random.Generator | None
     mode: str
     n_directions: int
     profile: str = "fast"
@@ -56,6 +57,12 @@ class Problem:
     def n(self) -> int:
         """Number of coordinates."""
         return self.x.size
+
+    @functools.cached_property
+    def rng(self) -> np.random.Generator:
+        """``np.random.default_rng(seed)`` (``0`` for ``None``), made when an oracle first
+        draws from it: coordinates mode alone draws nothing."""
+        return np.random.default_rng(0 if self.seed is None else self.seed)
 
 
 @dataclass(frozen=True)

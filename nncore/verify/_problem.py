@@ -65,12 +65,17 @@ def make_problem(
         raise TypeError(f"n_directions must be a positive int, got {type(n_directions).__name__}")
     if n_directions < 1:
         raise ValueError(f"n_directions must be a positive int, got {n_directions}")
+    if not (
+        rng is None
+        or isinstance(rng, np.random.Generator)
+        or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng >= 0)
+    ):  # anything else numpy takes as a seed is made now, and a bad one raises numpy's error
+        rng = np.random.default_rng(rng)
     if not isinstance(args, tuple):
         args = (args,)
     n = x.size
     name_of = _names(names, n)
     named_blocks = _blocks(blocks, n)
-    generator = np.random.default_rng(0 if rng is None else rng)
     f = Counter(lambda z: real_scalar(fun(z, *args), "fun"))
     gr = Counter(lambda z: real_vector(grad(z, *args), n, "grad"))
     f0 = f(x)
@@ -89,7 +94,7 @@ def make_problem(
         args,
         name_of,
         named_blocks,
-        generator,
+        rng,
         mode,
         n_directions,
         profile,
