@@ -60,9 +60,9 @@ DEFAULT_TIMEOUT = 300.0
 raises ``TimeoutError``; every :class:`DaskObjective` takes its own ``timeout``."""
 PERSIST_FRACTION = 0.5
 """``persist="auto"`` keeps the data in worker memory when their estimated size (the
-float64 rows, targets and weights, plus the forward cache of every row) is at most this
-fraction of the workers' summed memory limit; otherwise they stay where they are (on disk)
-and every evaluation reads them again."""
+float64 rows, targets and weights, plus each chunk's workspace: the forward cache of every
+row and the buffers of a pass) is at most this fraction of the workers' summed memory
+limit; otherwise they stay where they are (on disk) and every evaluation reads them again."""
 FAN_IN = 8
 """Partial sums are added in groups of this many consecutive chunks, level by level."""
 MAX_GATHER_BYTES = 2**30
@@ -124,6 +124,16 @@ def _rows(da: Any, value: Any, name: str, rows: Any) -> Any:
         )
     whole = {axis: -1 for axis in range(1, value.ndim)}  # whole rows
     return value.rechunk(whole if rows == "auto" else {0: rows, **whole})
+
+
+def _persisted_nbytes(arch: Any, rows: list[int]) -> int:
+    """Bytes the persisted chunks of ``rows`` rows each take on the workers: their float64
+    rows, targets and weights, and each chunk's workspace (forward cache, deltas, R-pass
+    buffers and one gradient of ``n_params`` floats, the part that does not grow with the
+    rows)."""
+    one, two = Workspace(arch, 1).max_nbytes, Workspace(arch, 2).max_nbytes
+    per_row = 8 * (arch.sizes[0] + arch.sizes[-1] + 1) + two - one
+    return sum(rows) * per_row + len(rows) * (2 * one - two)
 
 
 class _Source(NamedTuple):
@@ -391,7 +401,7 @@ class DaskObjective(Objective):
         self.row_ranges = [(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:])]
         self._token = uuid.uuid4().hex
         self._arch_f = self._scatter(_Box(arch))
-        self.persisted = self._fits(persist, N)
+        self.persisted = self._fits(persist)
 
         # validate every chunk on the workers, and add the weight totals in chunk order
         xs, ys = Xd.to_delayed().ravel(), yd.to_delayed().ravel()
@@ -472,18 +482,17 @@ class DaskObjective(Objective):
         other._reset()
         return other
 
-    def _fits(self, persist: bool | str, N: int) -> bool:
+    def _fits(self, persist: bool | str) -> bool:
         if persist != "auto":
             return bool(persist)
-        arch = self.arch
-        per_row = 8 * (arch.sizes[0] + arch.sizes[-1] + 1) + Workspace(arch, 1).max_nbytes
+        need = _persisted_nbytes(self.arch, [b - a for a, b in self.row_ranges])
         try:
             info = self.client.scheduler_info(n_workers=-1)  # every worker, not the first 5
         except TypeError:  # distributed before 2025.1 lists them all anyway
             info = self.client.scheduler_info()
         workers = info["workers"].values()
         limit = sum(w.get("memory_limit") or 0 for w in workers)
-        return limit == 0 or N * per_row <= PERSIST_FRACTION * limit
+        return limit == 0 or need <= PERSIST_FRACTION * limit
 
     # -- moving theta and partial sums ---------------------------------------------------
     def _live(self) -> Any:

@@ -136,6 +136,26 @@ def test_weights_whose_sum_overflows_and_bad_arguments(client):
         nd.DaskObjective.from_batch(net, net.batch(X, y))
 
 
+def test_auto_persist_counts_the_gradient_buffer_once_per_chunk(client):
+    from nncore.workspace import Workspace
+
+    # 4.0e6 parameters: one gradient buffer is 32 MB, the buffers of a row 0.26 MB
+    net = nncore.MLP([10, 2000, 2000, 10], activation="relu", loss="mse")
+    rows = [150, 150, 100]
+    exact = sum(
+        Workspace(net.arch, n).max_nbytes + 8 * n * (10 + 10 + 1)  # rows, targets, weights
+        for n in rows
+    )
+    assert nd._persisted_nbytes(net.arch, rows) == exact
+    # 0.19 GB; the gradient buffer counted once per row would make it 13 GB, not persisted
+    assert 400 * Workspace(net.arch, 1).max_nbytes > 50 * exact
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(400, 10)), rng.normal(size=(400, 10))
+    obj = nd.DaskObjective(net, X, y, client=client, chunk_size=150)
+    assert obj.persisted
+    obj.close()
+
+
 def test_the_forward_cache_stays_on_the_workers(client):
     net, X, y, w = small_problem()
     obj = nd.DaskObjective(net, da.from_array(X, chunks=100), y, w, client=client, persist=True)
