@@ -13,11 +13,13 @@ chunk of rows come from the chunk passes of :mod:`nncore.objective` (``chunk_for
    each chunk stores its rows' ``omega_i = w_i / sum_j w_j`` (``1 / N`` without weights),
    as the chunked ``Objective`` does.
 2. Per evaluation: theta (and ``v`` for a product) is scattered to every worker once
-   (``broadcast=True``); each chunk's task returns its partial sums (``sum omega_i l_i``,
-   the gradient or product without l2); a tree of fan-in :data:`FAN_IN` adds them in chunk
-   order, its levels on the workers and, for small networks, its root on the client
-   (:data:`CLIENT_SUM_BYTES`), which so receives at most ``FAN_IN`` tuples of ``n_params``
-   floats and a scalar, whatever ``N``, and adds the l2 term.  The tree is fixed by the
+   (``broadcast=True``, both in one request); each chunk's task returns its partial sums
+   (``sum omega_i l_i``, the gradient or product without l2); a tree of fan-in
+   :data:`FAN_IN` adds them in chunk order, its levels on the workers and, for small
+   networks, its root on the client (:data:`CLIENT_SUM_BYTES`), which so receives at most
+   ``FAN_IN`` tuples of ``n_params`` floats and a scalar, whatever ``N``, and adds the l2
+   term.  The chunks' tasks and the tree go to the scheduler as one graph, and the client
+   gathers once: a scatter, a graph and a gather per evaluation.  The tree is fixed by the
    chunk order alone, and a chunk gives the same bits on any worker, so results are
    identical from run to run and between cluster sizes.
 
@@ -459,6 +461,7 @@ class DaskObjective(Objective):
         self._g: FloatArray | None = None
         self._H: dict[str, FloatArray] = {}
         self._theta_f: Any = None  # theta's future on the workers
+        self._retired: list = []  # the last evaluation's futures, released by the next
         self._local: Objective | None = None
 
     # Objective's pickling drops and rebuilds its in-memory buffers; a DaskObjective has none
@@ -504,7 +507,8 @@ class DaskObjective(Objective):
         return self.client
 
     def _scatter(self, value: Any) -> Any:
-        """``value`` copied to every worker once; its future."""
+        """``value`` copied to every worker once (one request); its future, or a list of
+        futures for a list."""
         _, distributed = _dask()
         try:
             return self.client.scatter(value, broadcast=True, hash=False, timeout=self.timeout)
@@ -514,16 +518,19 @@ class DaskObjective(Objective):
                 f"{err} (has the cluster any workers?)"
             ) from err
 
+    def _timed_out(self, err: BaseException) -> TimeoutError:
+        return TimeoutError(
+            f"a Dask computation did not finish within timeout={self.timeout} s (is the "
+            f"cluster alive and has it workers?): {err}"
+        )
+
     def _wait(self, futures: list) -> None:
         """Wait for ``futures`` to finish (in error or not), at most ``timeout``."""
         _, distributed = _dask()
         try:
             distributed.wait(futures, timeout=self.timeout)
         except (TimeoutError, distributed.TimeoutError) as err:
-            raise TimeoutError(
-                f"a Dask computation did not finish within timeout={self.timeout} s (is the "
-                "cluster alive and has it workers?)"
-            ) from err
+            raise self._timed_out(err) from err
         except CancelledError as err:
             raise self._cancelled(err) from err
 
@@ -531,52 +538,68 @@ class DaskObjective(Objective):
         self._live()  # a closed client says so
         return RuntimeError(f"a Dask computation was cancelled: {err!r}")
 
-    def _gather(self, futures: Any) -> Any:
-        """The results of ``futures`` (one future or a list), after :meth:`_wait`."""
-        single = not isinstance(futures, list)
-        futures = [futures] if single else futures
-        self._wait(futures)
+    def _gather(self, futures: list) -> list:
+        """The results of ``futures``, waiting at most ``timeout`` in all (one request)."""
+        _, distributed = _dask()
+        client = self.client
         try:
-            done = self.client.gather(futures)  # raises a task's error
+            return client.sync(
+                lambda: client.gather(futures, asynchronous=True),
+                callback_timeout=self.timeout,
+            )  # raises a task's error
+        except (TimeoutError, distributed.TimeoutError) as err:
+            raise self._timed_out(err) from err
         except CancelledError as err:
             raise self._cancelled(err) from err
-        return done[0] if single else done
+
+    def _send(self, v: FloatArray | None) -> tuple[Any, Any]:
+        """The futures of theta (scattered once per point: products at one point share
+        it) and of ``v``, scattered together when both are new."""
+        new = [self._key.copy()] if self._theta_f is None else []
+        new += [] if v is None else [v]
+        sent = self._scatter(new) if new else []
+        if self._theta_f is None:
+            self._theta_f = sent.pop(0)
+        return self._theta_f, (None if v is None else sent[0])
+
+    def _submit(self, what: str, theta_f: Any, v_f: Any) -> list:
+        """The chunks' tasks and the tree's levels on the workers, as one graph (one
+        message to the scheduler); the futures of the level left for the client."""
+        import dask
+
+        name = f"nncore-{what}-{uuid.uuid4().hex}"
+        n = len(self.row_ranges)
+        data = self._data if self.persisted else [self._data] * n
+        evaluate, add = dask.delayed(_evaluate), dask.delayed(_add)
+        shared = (theta_f, v_f, what, self._arch_f, self._token, self._norm)
+        level = [
+            evaluate(data[i], i, a, b, *shared, dask_key_name=(name, i))
+            for i, (a, b) in enumerate(self.row_ranges)
+        ]
+        # the tree's levels on the workers, and its root on the client when what remains
+        # is small (a level of tasks costs a scheduling round trip)
+        size = 8 * (self.arch.n_params if what != "fun" else 1)
+        if what.startswith("hess_"):
+            size *= self.arch.n_params
+        depth = 0
+        while len(level) > 1 and len(level) * size > CLIENT_SUM_BYTES or len(level) > FAN_IN:
+            depth += 1
+            level = [
+                add(*level[i : i + FAN_IN], dask_key_name=(f"{name}-sum{depth}", i // FAN_IN))
+                for i in range(0, len(level), FAN_IN)
+            ]
+        return self.client.compute(level, optimize_graph=False)
 
     def _run(self, what: str, v: FloatArray | None = None, retries: int = 1) -> list:
         """The partial sums of every chunk for ``what``, added in a fixed tree."""
-        client = self._live()
+        self._live()
         try:
-            if self._theta_f is None:  # once per theta: products at one point share it
-                self._theta_f = self._scatter(self._key.copy())
-            v_f = None
-            if v is not None:
-                v_f = self._scatter(v)
-            n = len(self.row_ranges)
-            data = self._data if self.persisted else [self._data] * n
-            level = client.map(
-                _evaluate,
-                data,
-                range(n),
-                [a for a, _ in self.row_ranges],
-                [b for _, b in self.row_ranges],
-                theta=self._theta_f,
-                v=v_f,
-                what=what,
-                arch=self._arch_f,
-                token=self._token,
-                norm=self._norm,
-                pure=False,
-            )
-            # the tree's levels on the workers, and its root on the client when what
-            # remains is small (a level of tasks costs a scheduling round trip)
-            size = 8 * (self.arch.n_params if what != "fun" else 1)
-            if what.startswith("hess_"):
-                size *= self.arch.n_params
-            while len(level) > 1 and len(level) * size > CLIENT_SUM_BYTES or len(level) > FAN_IN:
-                level = [
-                    client.submit(_add, *level[i : i + FAN_IN], pure=False)
-                    for i in range(0, len(level), FAN_IN)
-                ]
+            theta_f, v_f = self._send(v)
+            level = self._submit(what, theta_f, v_f)
+            # the futures of the last evaluation are released only now: their message to
+            # the scheduler goes after this graph's, not before it (the client sends its
+            # messages at most every 10 ms)
+            self._retired = [v_f, *level]
             return _add(*self._gather(level))
         except RuntimeError as err:
             # scattered data lost with every worker that held them: scatter them again, once
@@ -596,7 +619,10 @@ class DaskObjective(Objective):
         self._theta = None
         np.copyto(self._key, theta)
         self._params = self.arch.layout.unpack(self._key)
-        self._J, self._g, self._H, self._theta_f = None, None, {}, None
+        self._J, self._g, self._H = None, None, {}
+        if self._theta_f is not None:  # released with the next evaluation's futures
+            self._retired.append(self._theta_f)
+            self._theta_f = None
         self._theta = self._key
 
     # -- the public interface of Objective ---------------------------------------------
