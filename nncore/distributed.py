@@ -269,10 +269,14 @@ def _evaluate(data, index, start, stop, theta, v, what, arch, token, norm):
     if state.ws is None:
         state.ws = Workspace(arch, batch.X.shape[0])
     ws, params = state.ws, arch.layout.unpack(theta)
-    if state.key is None or not np.array_equal(state.key, theta):
+    # theta is scattered once per point: every task at that point gets the very same
+    # array, never modified, from the worker's memory (a copy and a comparison of
+    # n_params floats would allocate on every call, on workers whose allocator hands
+    # memory back to the system eagerly); a new object at an old point only recomputes
+    if state.key is not theta:
         state.key = None  # no valid cache until the pass is complete
         state.cache, state.value = chunk_forward(arch, params, batch, ws)
-        state.key = theta.copy()
+        state.key = theta
     if what == "fun":
         return (state.value,)
     if what == "fun_and_jac":
