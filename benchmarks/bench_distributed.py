@@ -6,11 +6,18 @@
    threads).  Two sizes: ``tiny`` (8 rows per chunk: the time is overhead) and ``N`` rows,
    from which the compute per row comes; the table projects the ratio at N = 1e6 as
    ``(c N + o) / (c N)`` with ``c`` the in-memory time per row and ``o`` the overhead.
+   Dask's own floor for that pattern is measured beside it: the same evaluation (theta
+   scattered, the same graph of chunk tasks and tree, one gather) with chunk tasks that
+   skip the pass over their rows and return a zero gradient of the same size.  A second
+   table takes 64-64-10 with 1, 2, 4 and 8 chunks of 8 rows: the overhead and that floor
+   grow with the number of tasks.
 2. **Out of core**: a ``N x 64`` float64 data set written to a zarr store, read by
-   ``DaskObjective(persist=False)`` (64-64-10) during one L-BFGS-B iteration; peak resident
-   memory of the client process and of each worker at two sizes ``N`` and ``N/4`` (the same
-   peaks: memory independent of N), and rows per second against the in-memory chunked
-   ``Objective`` on the rows it holds.
+   ``DaskObjective(persist=False)`` (64-64-10): one L-BFGS-B iteration, then a warm-up
+   evaluation and the median of several at new thetas, timed as the in-memory side is;
+   peak resident memory of the client process and of each worker at two sizes ``N`` and
+   ``N/4`` (the same peaks: memory independent of N), after the iteration and after the
+   timed evaluations, and rows per second against the in-memory chunked ``Objective`` on
+   the rows it holds.
 
 Medians over repeats, competitors interleaved.  Run from the repository root::
 
@@ -84,6 +91,26 @@ def _noop(x):
     return x
 
 
+def partial_sums_of_nothing(data, index, start, stop, theta, v, what, arch, token, norm):
+    """A chunk's task (the arguments of ``nncore.distributed._evaluate``) without the pass
+    over its rows: a loss of zero and a new zero gradient, the size of the real result."""
+    return 0.0, np.zeros(arch.value.n_params)
+
+
+def floor_evaluator(obj, net, seed: int = 0):
+    """A callable that runs ``obj``'s evaluation of ``fun_and_jac`` at a new theta every
+    call (scatter, graph, tree, gather) with chunk tasks that do nothing: Dask's cost."""
+    thetas = [net.init(seed + k) for k in range(2)]
+    state = {"k": 0}
+
+    def run():
+        state["k"] ^= 1
+        obj._at(thetas[state["k"]] + 1e-9 * time.perf_counter())  # theta is sent again
+        obj._run("fun_and_jac", task=partial_sums_of_nothing)
+
+    return run
+
+
 def overhead(clients, sizes, n_rows, repeats):
     print("\n## Dask's own floor: submit(no-op).result(), ms (the unit of the overheads below)")
     for w, client in clients.items():
@@ -91,13 +118,14 @@ def overhead(clients, sizes, n_rows, repeats):
         print(f"- {w} worker(s): {1e3 * floor:.2f}")
     print(
         f"\n## per-evaluation time of fun_and_jac, ms (median of {repeats}, interleaved; "
-        f"{CHUNKS} chunks)"
+        f"{CHUNKS} chunks); floor w: the same evaluation on w workers with chunk tasks that "
+        "do nothing (tiny rows only)"
     )
     print(
         "| network | rows | memory, 1 BLAS thread | memory, 2 | memory, 8 chunks, 1 thread "
-        "| dask 1 worker | dask 2 workers |"
+        "| dask 1 worker | dask 2 workers | floor 1 | floor 2 |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     found = {}
     for sz in sizes:
         net = nncore.MLP(sz, activation="relu", output="softmax", loss="cross_entropy")
@@ -123,6 +151,8 @@ def overhead(clients, sizes, n_rows, repeats):
             for w, client in clients.items():
                 objs.append(DaskObjective(net, X, y, client=client, chunk_size=N // CHUNKS))
                 fns[f"dask{w}"] = evaluator(objs[-1], net)
+                if N == 8 * CHUNKS:
+                    fns[f"floor{w}"] = floor_evaluator(objs[-1].fresh(), net)
             row = interleaved(fns, repeats)
             for obj in objs:
                 obj.close()
@@ -131,31 +161,65 @@ def overhead(clients, sizes, n_rows, repeats):
             print(
                 f"| {name} | {N} | "
                 + " | ".join(
-                    f"{1e3 * row[k]:.2f}" for k in ("mem1", "mem2", "memc", "dask1", "dask2")
+                    f"{1e3 * row[k]:.2f}" if k in row else "-"
+                    for k in ("mem1", "mem2", "memc", "dask1", "dask2", "floor1", "floor2")
                 )
                 + " |"
             )
     print(
-        "\n## o = dask(tiny) - memory with the same 8 chunks(tiny); c = time per row at N on"
-        " the same cores (w workers against w BLAS threads); ratio = dask / memory"
+        "\n## o = dask(tiny) - memory with the same 8 chunks(tiny); floor: Dask's own (above);"
+        " c = time per row at N on the same cores (w workers against w BLAS threads);"
+        " ratio = dask / memory"
     )
     print(
-        "| network | workers | o (ms) | c memory (us/row) | c dask (us/row) | ratio at N "
-        "measured | ratio at N=1e6: (c_dask 1e6 + o) / (c_memory 1e6) |"
+        "| network | workers | o (ms) | floor (ms) | o - floor (ms) | c memory (us/row) "
+        "| c dask (us/row) | ratio at N measured "
+        "| ratio at N=1e6: (c_dask 1e6 + o) / (c_memory 1e6) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for sz in sizes:
         tiny, big = found[(tuple(sz), 8 * CHUNKS)], found[(tuple(sz), n_rows)]
         for w in clients:
             o = tiny[f"dask{w}"] - tiny["memc"]
+            floor = tiny[f"floor{w}"]
             c = big[f"mem{w}"] / n_rows
             cd = (big[f"dask{w}"] - tiny[f"dask{w}"]) / (n_rows - 8 * CHUNKS)
             name = "-".join(map(str, sz))
             measured = big[f"dask{w}"] / big[f"mem{w}"]
             ratio = (cd * 1e6 + o) / (c * 1e6)
             print(
-                f"| {name} | {w} | {1e3 * o:.1f} | {1e6 * c:.2f} | {1e6 * cd:.2f} "
-                f"| {measured:.2f} | {ratio:.2f} |"
+                f"| {name} | {w} | {1e3 * o:.1f} | {1e3 * floor:.1f} | {1e3 * (o - floor):.1f} "
+                f"| {1e6 * c:.2f} | {1e6 * cd:.2f} | {measured:.2f} | {ratio:.2f} |"
+            )
+
+
+def by_chunks(clients, repeats, counts=(1, 2, 4, 8)):
+    """The overhead and Dask's floor against the number of chunks (64-64-10, 8 rows each)."""
+    print(
+        f"\n## overhead against the number of chunks: 64-64-10, 8 rows per chunk, ms (median of"
+        f" {repeats}, interleaved); o = dask - memory with the same chunks"
+    )
+    print("| workers | chunks | memory, same chunks | dask | o | floor |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    net = nncore.MLP([64, 64, 10], activation="relu", output="softmax", loss="cross_entropy")
+    rng = np.random.default_rng(0)
+    for w, client in clients.items():
+        for P in counts:
+            X, y = rng.normal(size=(8 * P, 64)), rng.integers(0, 10, 8 * P)
+            obj = DaskObjective(net, X, y, client=client, chunk_size=8)
+            with threadpool_limits(1, user_api="blas"):
+                row = interleaved(
+                    {
+                        "memory": evaluator(net.objective(X, y, chunk_size=8), net),
+                        "dask": evaluator(obj, net),
+                        "floor": floor_evaluator(obj.fresh(), net),
+                    },
+                    repeats,
+                )
+            obj.close()
+            print(
+                f"| {w} | {P} | {1e3 * row['memory']:.2f} | {1e3 * row['dask']:.1f} "
+                f"| {1e3 * (row['dask'] - row['memory']):.1f} | {1e3 * row['floor']:.1f} |"
             )
 
 
@@ -184,10 +248,15 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
     net = nncore.MLP([64, 64, 10], activation="relu", output="softmax", loss="cross_entropy")
     print(f"## out of core: zarr store of N x 64 float64, chunks of {rows} rows, 64-64-10")
     print(
-        "| N | GB on disk | evaluations | s per evaluation | rows/s | client peak MiB "
-        "| worker peaks MiB |"
+        "s per evaluation: one L-BFGS-B iteration from a cold start (evaluations: its count),"
+        f" and the median of {repeats} at new thetas after a warm-up; peaks after the"
+        " iteration / after the timed evaluations"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| N | GB on disk | evaluations | s per evaluation, iteration | s per evaluation, "
+        "median | rows/s | client peak MiB | worker peaks MiB |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     root = Path(tempfile.mkdtemp(prefix="nncore-zarr-", dir="/tmp"))
     rates = {}
     try:
@@ -211,13 +280,16 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
                     method="L-BFGS-B",
                     options={"maxiter": 1},
                 )
-                dt = (time.perf_counter() - t0) / res.nfev
+                cold = (time.perf_counter() - t0) / res.nfev
+                client_peak, first = peak_mib(), client.run(peak_mib)
+                dt = median_time(evaluator(obj, net), repeats)
                 rates[n] = n / dt
                 workers = client.run(peak_mib)
                 obj.close()
+            peaks = ", ".join(f"{first[k]:.0f} / {workers[k]:.0f}" for k in sorted(workers))
             print(
-                f"| {n} | {gb:.2f} | {res.nfev} | {dt:.2f} | {n / dt:.3g} | "
-                f"{peak_mib():.0f} | {', '.join(f'{v:.0f}' for v in workers.values())} |"
+                f"| {n} | {gb:.2f} | {res.nfev} | {cold:.2f} | {dt:.2f} | {n / dt:.3g} | "
+                f"{client_peak:.0f} / {peak_mib():.0f} | {peaks} |"
             )
             shutil.rmtree(root / "X.zarr")
             shutil.rmtree(root / "y.zarr")
@@ -228,9 +300,9 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
     mem = net.objective(X, y, chunk_size=rows, n_jobs=2)
     t = median_time(evaluator(mem, net), repeats)
     print(
-        f"\nin-memory chunked Objective (chunk_size={rows}, n_jobs=2) on {n_mem} rows: "
-        f"{n_mem / t:.3g} rows/s; out of core at N={N}: {rates[N]:.3g} rows/s, "
-        f"ratio {n_mem / t / rates[N]:.2f}x"
+        f"\nin-memory chunked Objective (chunk_size={rows}, n_jobs=2) on {n_mem} rows, median"
+        f" of {repeats} after a warm-up: {n_mem / t:.3g} rows/s; out of core at N={N}, the"
+        f" same way: {rates[N]:.3g} rows/s, ratio {n_mem / t / rates[N]:.2f}x"
     )
 
 
@@ -261,6 +333,7 @@ def main() -> None:
     clients = {w: distributed.Client(c) for w, c in clusters.items()}
     try:
         overhead(clients, sizes, n_rows, repeats)
+        by_chunks(clients, repeats, (1, 8) if args.quick else (1, 2, 4, 8))
     finally:
         for w in clients:
             clients[w].close()
