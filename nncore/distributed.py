@@ -141,17 +141,20 @@ def _persisted_nbytes(arch: Any, rows: list[int]) -> int:
 
 
 class _Source(NamedTuple):
-    """Data left where they are: each task computes its own chunk from these graphs."""
+    """Data left where they are: each task computes its own chunk, one ``dask.delayed``
+    per chunk and array (``to_delayed``; a dask array's ``blocks[i].compute()`` would copy
+    the chunk once more, 30 ms for 250,000 x 64 floats)."""
 
-    X: Any
-    y: Any
-    w: Any
+    X: list
+    y: list
+    w: list | None
 
     def chunk(self, index: int) -> tuple[Any, Any, Any]:
-        def block(a: Any) -> Any:
-            return None if a is None else a.blocks[index].compute(scheduler="sync")
+        import dask
 
-        return block(self.X), block(self.y), block(self.w)
+        parts = [self.X[index], self.y[index]] + ([] if self.w is None else [self.w[index]])
+        got = dask.compute(*parts, scheduler="sync")
+        return got[0], got[1], (None if self.w is None else got[2])
 
 
 class _Box:
@@ -434,7 +437,7 @@ class DaskObjective(Objective):
             self._data = client.map(_weighted, raw, total=total, scale=scale, pure=False)
             self._wait(self._data)
         else:
-            self._source = _Box(_Source(Xd, yd, wd))
+            self._source = _Box(_Source(list(xs), list(ys), None if wd is None else list(ws)))
             self._data = self._scatter(self._source)
         del raw, checked
         self._reset()
