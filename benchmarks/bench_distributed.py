@@ -16,8 +16,9 @@
    evaluation and the median of several at new thetas, timed as the in-memory side is;
    peak resident memory of the client process and of each worker at two sizes ``N`` and
    ``N/4`` (the same peaks: memory independent of N), after the iteration and after the
-   timed evaluations, and rows per second against the in-memory chunked ``Objective`` on
-   the rows it holds.
+   timed evaluations; rows per second against the in-memory chunked ``Objective`` on the
+   rows it holds (the two interleaved); and, on a worker, the time of each step of a
+   chunk's task: reading it, validating it and ``fun_and_jac``.
 
 Medians over repeats, competitors interleaved.  Run from the repository root::
 
@@ -241,6 +242,55 @@ def write_zarr(path: Path, N: int, n_in: int, rows: int) -> None:
         zy[s : s + n] = rng.integers(0, 10, n)
 
 
+def read_path(root: str, repeats: int) -> dict:
+    """Run on a worker (its allocator settings): per chunk of the zarr store, the seconds of
+    the zarr read alone, of the objective's read (the chunk's ``dask.delayed``), of the
+    validation, and of ``fun_and_jac`` on the validated chunk (medians)."""
+    import dask.array as da
+    import zarr
+
+    from nncore import distributed as nd
+
+    net = nncore.MLP([64, 64, 10], activation="relu", output="softmax", loss="cross_entropy")
+    X, y = da.from_zarr(f"{root}/X.zarr"), da.from_zarr(f"{root}/y.zarr")
+    zX, zy = (
+        zarr.open_array(f"{root}/X.zarr", mode="r"),
+        zarr.open_array(f"{root}/y.zarr", mode="r"),
+    )
+    source = nd._Source(list(X.to_delayed().ravel()), list(y.to_delayed().ravel()), None)
+    rows, N = X.chunks[0][0], X.shape[0]
+    arch, norm = nd._Box(net.arch), (float(N), 1.0)
+    ranges = [(a, min(a + rows, N)) for a in range(0, N, rows)]
+    got = {}
+
+    def zarr_read(i, a, b):
+        return zX[a:b], zy[a:b]
+
+    def read(i, a, b):
+        got["chunk"] = source.chunk(i)
+
+    def validate(i, a, b):
+        got["rows"] = nd._validated(*got["chunk"], net.arch, a, b, i)
+
+    def evaluate(i, a, b):
+        batch = nd._weighted(got["rows"], *norm)
+        theta = net.init(0) + 1e-9 * time.perf_counter()  # a new point: a forward pass
+        nd._evaluate(batch, 0, a, b, theta, None, "fun_and_jac", arch, "read_path", norm)
+
+    steps = {"zarr read alone": zarr_read, "read": read, "validate": validate}
+    steps["fun_and_jac"] = evaluate
+    samples = {name: [] for name in steps}
+    for k in range(repeats + 1):  # the first round warms up (the workspace)
+        i = k % len(ranges)
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step(i, *ranges[i])
+            if k:
+                samples[name].append(time.perf_counter() - t0)
+    nd._forget("read_path")
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
 def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
     import dask.array as da
     import distributed
@@ -258,7 +308,6 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     root = Path(tempfile.mkdtemp(prefix="nncore-zarr-", dir="/tmp"))
-    rates = {}
     try:
         for n in (N // 4, N):
             write_zarr(root, n, 64, rows)
@@ -283,26 +332,40 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
                 cold = (time.perf_counter() - t0) / res.nfev
                 client_peak, first = peak_mib(), client.run(peak_mib)
                 dt = median_time(evaluator(obj, net), repeats)
-                rates[n] = n / dt
-                workers = client.run(peak_mib)
+                workers, client_after = client.run(peak_mib), peak_mib()
+                if n == N:  # after the peaks: these hold rows of their own
+                    (parts,) = client.run(
+                        read_path, str(root), repeats, workers=[sorted(workers)[0]]
+                    ).values()
+                    rng = np.random.default_rng(1)
+                    Xm, ym = rng.normal(size=(n_mem, 64)), rng.integers(0, 10, n_mem)
+                    mem = net.objective(Xm, ym, chunk_size=rows, n_jobs=2)
+                    pair = interleaved(
+                        {"disk": evaluator(obj, net), "memory": evaluator(mem, net)}, repeats
+                    )
+                    del Xm, ym, mem
                 obj.close()
             peaks = ", ".join(f"{first[k]:.0f} / {workers[k]:.0f}" for k in sorted(workers))
             print(
                 f"| {n} | {gb:.2f} | {res.nfev} | {cold:.2f} | {dt:.2f} | {n / dt:.3g} | "
-                f"{client_peak:.0f} / {peak_mib():.0f} | {peaks} |"
+                f"{client_peak:.0f} / {client_after:.0f} | {peaks} |"
             )
             shutil.rmtree(root / "X.zarr")
             shutil.rmtree(root / "y.zarr")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    rng = np.random.default_rng(1)
-    X, y = rng.normal(size=(n_mem, 64)), rng.integers(0, 10, n_mem)
-    mem = net.objective(X, y, chunk_size=rows, n_jobs=2)
-    t = median_time(evaluator(mem, net), repeats)
+    step = parts["read"] + parts["validate"] + parts["fun_and_jac"]
     print(
-        f"\nin-memory chunked Objective (chunk_size={rows}, n_jobs=2) on {n_mem} rows, median"
-        f" of {repeats} after a warm-up: {n_mem / t:.3g} rows/s; out of core at N={N}, the"
-        f" same way: {rates[N]:.3g} rows/s, ratio {n_mem / t / rates[N]:.2f}x"
+        f"\nper chunk of {rows} rows on a worker, ms (median of {repeats}): "
+        + ", ".join(f"{k} {1e3 * v:.0f}" for k, v in parts.items())
+        + f"; read + validate + fun_and_jac = {1e3 * step:.0f} ms, "
+        f"{step / parts['fun_and_jac']:.2f}x the compute alone"
+    )
+    disk, memory = N / pair["disk"], n_mem / pair["memory"]
+    print(
+        f"\nout of core at N={N} against the in-memory chunked Objective (chunk_size={rows},"
+        f" n_jobs=2) on {n_mem} rows, medians of {repeats} interleaved after a warm-up:"
+        f" {disk:.3g} against {memory:.3g} rows/s, ratio {memory / disk:.2f}x"
     )
 
 
