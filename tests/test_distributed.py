@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -296,6 +297,66 @@ def test_a_killed_worker_is_survived_with_the_same_result(client):
     assert np.array_equal(hit.x, calm.x) and hit.fun == calm.fun and hit.nit == calm.nit
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
     assert killed[0] not in client.run(os.getpid).values()
+
+
+def wide_problem(n=20_000):
+    """fun_and_jac takes about a second on two workers: 8 chunks of real work to cut into."""
+    rng = np.random.default_rng(8)
+    net = nncore.MLP([64, 512, 512, 10], activation="relu", output="softmax", loss="cross_entropy")
+    return net, rng.normal(size=(n, 64)), rng.integers(0, 10, n)
+
+
+def when_running(client, then):
+    """A started thread that calls ``then(worker)`` once a worker runs one of the chunk tasks
+    of an evaluation (within 60 s), and records when (``thread.at``)."""
+
+    def watch():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for worker, keys in client.processing().items():
+                if any(isinstance(k, tuple) and str(k[0]).startswith("nncore-") for k in keys):
+                    thread.at = time.monotonic()
+                    then(worker)
+                    return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.at = None
+    thread.start()
+    return thread
+
+
+def test_a_worker_killed_during_an_evaluation_changes_no_bit(client):
+    net, X, y = wide_problem()
+    theta = net.init(0)
+    calm = nd.DaskObjective(net, X, y, client=client, chunk_size=2500)
+    J0, g0 = calm.fun_and_jac(theta)
+    calm.close()
+    obj = nd.DaskObjective(net, X, y, client=client, chunk_size=2500)
+    pids = client.run(os.getpid)
+    thread = when_running(client, lambda worker: os.kill(pids[worker], signal.SIGKILL))
+    J, g = obj.fun_and_jac(theta)
+    done = time.monotonic()
+    thread.join()
+    assert thread.at is not None and thread.at < done  # killed while it computed a chunk
+    assert J == J0 and np.array_equal(g, g0)
+    obj.close()
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
+
+
+def test_a_client_closed_during_an_evaluation_raises_promptly(client):
+    net, X, y = wide_problem()
+    other = distributed.Client(client.scheduler.address)  # the cluster stays up
+    obj = nd.DaskObjective(net, X, y, client=other, chunk_size=2500, timeout=120)
+    obj.fun_and_jac(net.init(0))
+    thread = when_running(other, lambda worker: other.close())
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="client of this objective is clos"):
+        obj.fun_and_jac(net.init(1))
+    thread.join()
+    assert thread.at is not None
+    assert time.monotonic() - t0 < 30  # not the objective's timeout: the close is seen
+    obj.close()  # nothing left to release, and no error
 
 
 @pytest.mark.parametrize("persist", [True, False])
