@@ -58,8 +58,9 @@ DASK_MISSING = (
     '(or pip install ".[dask]" in a checkout of nncore)'
 )
 DEFAULT_TIMEOUT = 300.0
-"""Seconds any single wait (connecting, scattering, one evaluation) may take before nncore
-raises ``TimeoutError``; every :class:`DaskObjective` takes its own ``timeout``."""
+"""Seconds any single wait (connecting, sending theta, one evaluation, closing) may take
+before nncore raises ``TimeoutError``; every :class:`DaskObjective` takes its own
+``timeout``."""
 PERSIST_FRACTION = 0.5
 """``persist="auto"`` keeps the data in worker memory when their estimated size (the
 float64 rows, targets and weights, plus each chunk's workspace: the forward cache of every
@@ -355,7 +356,8 @@ class DaskObjective(Objective):
         them from their source at every evaluation; ``"auto"`` persists when they fit in
         :data:`PERSIST_FRACTION` of the workers' memory.
     timeout : float, default :data:`DEFAULT_TIMEOUT`
-        Seconds any single wait may take before ``TimeoutError``.
+        Seconds any single wait (sending theta, an evaluation, :meth:`close`) may take
+        before ``TimeoutError`` (``close`` then returns).
 
     Attributes
     ----------
@@ -515,22 +517,34 @@ class DaskObjective(Objective):
             )
         return self.client
 
+    def _bounded(self, call: Any, failed: str) -> Any:
+        """``call()``, a client method called with ``asynchronous=True``, run on the
+        client's event loop for at most ``timeout`` seconds (Dask's own timeouts bound
+        neither a request in flight nor the connection to a scheduler that went away);
+        ``failed`` says what did not happen in time."""
+        _, distributed = _dask()
+        try:
+            return self.client.sync(call, callback_timeout=self.timeout)
+        except (TimeoutError, distributed.TimeoutError) as err:
+            raise TimeoutError(
+                f"{failed} within timeout={self.timeout} s (is the cluster alive, can the "
+                f"scheduler be reached, has it workers?): {err}"
+            ) from err
+        except CancelledError as err:
+            raise self._cancelled(err) from err
+        except OSError as err:  # a connection failed or closed: the cluster went away
+            self._live()  # a closed client says so
+            raise RuntimeError(f"the Dask cluster could not be reached: {err}") from err
+
     def _scatter(self, value: Any) -> Any:
         """``value`` copied to every worker once (one request); its future, or a list of
         futures for a list."""
-        _, distributed = _dask()
-        try:
-            return self.client.scatter(value, broadcast=True, hash=False, timeout=self.timeout)
-        except (TimeoutError, distributed.TimeoutError) as err:
-            raise TimeoutError(
-                f"could not send data to the Dask workers within timeout={self.timeout} s: "
-                f"{err} (has the cluster any workers?)"
-            ) from err
-
-    def _timed_out(self, err: BaseException) -> TimeoutError:
-        return TimeoutError(
-            f"a Dask computation did not finish within timeout={self.timeout} s (is the "
-            f"cluster alive and has it workers?): {err}"
+        client = self.client
+        return self._bounded(
+            lambda: client.scatter(
+                value, broadcast=True, hash=False, timeout=self.timeout, asynchronous=True
+            ),
+            "could not send data to the Dask workers",
         )
 
     def _wait(self, futures: list) -> None:
@@ -539,7 +553,10 @@ class DaskObjective(Objective):
         try:
             distributed.wait(futures, timeout=self.timeout)
         except (TimeoutError, distributed.TimeoutError) as err:
-            raise self._timed_out(err) from err
+            raise TimeoutError(
+                f"a Dask computation did not finish within timeout={self.timeout} s (is "
+                f"the cluster alive and has it workers?): {err}"
+            ) from err
         except CancelledError as err:
             raise self._cancelled(err) from err
 
@@ -548,18 +565,13 @@ class DaskObjective(Objective):
         return RuntimeError(f"a Dask computation was cancelled: {err!r}")
 
     def _gather(self, futures: list) -> list:
-        """The results of ``futures``, waiting at most ``timeout`` in all (one request)."""
-        _, distributed = _dask()
+        """The results of ``futures``, waiting at most ``timeout`` in all (one request);
+        a task's error is raised as it is."""
         client = self.client
-        try:
-            return client.sync(
-                lambda: client.gather(futures, asynchronous=True),
-                callback_timeout=self.timeout,
-            )  # raises a task's error
-        except (TimeoutError, distributed.TimeoutError) as err:
-            raise self._timed_out(err) from err
-        except CancelledError as err:
-            raise self._cancelled(err) from err
+        return self._bounded(
+            lambda: client.gather(futures, asynchronous=True),
+            "a Dask computation did not finish",
+        )
 
     def _send(self, v: FloatArray | None) -> tuple[Any, Any]:
         """The futures of theta (scattered once per point: products at one point share
@@ -661,7 +673,8 @@ class DaskObjective(Objective):
         TimeoutError
             When a wait on the cluster takes longer than ``timeout``.
         RuntimeError
-            When the client is closed or a Dask computation was cancelled.
+            When the client is closed, the cluster cannot be reached or a Dask
+            computation was cancelled.
         """
         self._at(theta)
         if self._J is None:
@@ -692,7 +705,8 @@ class DaskObjective(Objective):
         TimeoutError
             When a wait on the cluster takes longer than ``timeout``.
         RuntimeError
-            When the client is closed or a Dask computation was cancelled.
+            When the client is closed, the cluster cannot be reached or a Dask
+            computation was cancelled.
         """
         self._at(theta)
         if self._g is None:
@@ -740,7 +754,8 @@ class DaskObjective(Objective):
         TimeoutError
             When a wait on the cluster takes longer than ``timeout``.
         RuntimeError
-            When the client is closed or a Dask computation was cancelled.
+            When the client is closed, the cluster cannot be reached or a Dask
+            computation was cancelled.
         """
         if kind not in ("exact", "gauss_newton"):
             raise ValueError(f"kind must be 'exact' or 'gauss_newton', got {kind!r}")
@@ -820,7 +835,8 @@ class DaskObjective(Objective):
         TimeoutError
             When a wait on the cluster takes longer than ``timeout``.
         RuntimeError
-            When the client is closed or a Dask computation was cancelled.
+            When the client is closed, the cluster cannot be reached or a Dask
+            computation was cancelled.
         """
         local = self._in_memory()
         before = local.nfev
@@ -853,7 +869,8 @@ class DaskObjective(Objective):
         TimeoutError
             When a wait on the cluster takes longer than ``timeout``.
         RuntimeError
-            When the client is closed or a Dask computation was cancelled.
+            When the client is closed, the cluster cannot be reached or a Dask
+            computation was cancelled.
         """
         local = self._in_memory()
         before = local.nfev, local.njev
@@ -864,10 +881,24 @@ class DaskObjective(Objective):
 
     # -- lifetime ------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the persisted data and the workers' forward caches."""
-        if self.client.status == "running":
-            self.client.run(_forget, self._token)
-        self._data = None
+        """Release the persisted data and the workers' forward caches.
+
+        Waits at most ``timeout`` for the workers to drop the caches.  A closed client, or
+        a cluster that is gone or does not answer in time, is no error: what the workers
+        held goes with them.
+        """
+        self._data = self._theta_f = None
+        self._retired = []
+        client = self.client
+        if client.status != "running":
+            return
+        try:
+            self._bounded(
+                lambda: client.run(_forget, self._token, on_error="ignore", asynchronous=True),
+                "the workers did not drop the forward caches",
+            )
+        except (TimeoutError, RuntimeError):  # unreachable, slow or closing
+            pass
 
     def __enter__(self) -> DaskObjective:
         return self

@@ -2,6 +2,7 @@
 here, against the in-memory Objective (the oracle: the per-chunk code is the same, only the
 order of the sums differs)."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -446,6 +447,31 @@ def test_no_hang_without_workers_unreachable_scheduler_or_closed_client(client):
         obj.fun(net.init(0))
     with pytest.raises(RuntimeError, match="client of this objective is closed"):
         obj.fun(net.init(1))
+
+
+def test_close_waits_at_most_the_timeout_and_a_lost_scheduler_times_out(monkeypatch):
+    net, X, y, _ = small_problem(n=40)
+
+    async def unanswered(token):  # a worker that does not answer within the timeout
+        await asyncio.sleep(15)
+
+    cluster = distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None)
+    with distributed.Client(cluster.scheduler_address) as c:  # outlives the cluster
+        slow = nd.DaskObjective(net, X, y, client=c, chunk_size=10, timeout=1)
+        lost = nd.DaskObjective(net, X, y, client=c, chunk_size=10, timeout=1)
+        slow.fun(net.init(0))
+        lost.fun(net.init(0))
+        monkeypatch.setattr(nd, "_forget", unanswered)
+        t0 = time.monotonic()
+        slow.close()
+        assert time.monotonic() - t0 < 10
+        monkeypatch.undo()
+        cluster.close()  # scheduler and worker gone, the client still trying to reconnect
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match="within timeout=1.0 s"):
+            lost.fun(net.init(1))  # Dask alone would wait 30 s to connect, then OSError
+        lost.close()
+        assert time.monotonic() - t0 < 10
 
 
 def test_import_nncore_does_not_import_dask_and_the_message_names_the_packages():
