@@ -20,7 +20,8 @@
    rows it holds (the two interleaved); and, on a worker, the time of each step of a
    chunk's task: reading it, validating it and ``fun_and_jac``.
 
-Medians over repeats, competitors interleaved.  Run from the repository root::
+Medians over repeats, competitors interleaved; OpenBLAS's idle threads do not spin (see
+:data:`OPENBLAS_THREAD_TIMEOUT`).  Run from the repository root::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_distributed.py
 """
@@ -31,6 +32,7 @@ import argparse
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +45,12 @@ import nncore
 from nncore.distributed import DaskObjective
 
 CHUNKS = 8
+OPENBLAS_THREAD_TIMEOUT = 4
+"""OpenBLAS's idle threads spin for 2**n cycles after each multithreaded call before they
+sleep (n = 28 by default, about 0.1 s): timed right after the in-memory objective with 2 BLAS
+threads, the Dask workers on the same 2 cores lost one of them (``--only overhead --rows
+100000 --repeats 5``, 784-256-128-10 on 2 workers: 1.99 s per evaluation, 1.39 s with
+n = 4).  The script starts itself again with n = 4 unless OPENBLAS_THREAD_TIMEOUT is set."""
 
 
 def peak_mib() -> float:
@@ -370,9 +378,16 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
 
 
 def main() -> None:
+    if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:  # read when OpenBLAS loads: start again
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(OPENBLAS_THREAD_TIMEOUT)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--only", choices=("overhead", "disk"), help="run one part")
+    parser.add_argument(
+        "--rows", type=int, help="overhead: the larger size N (default 20000; 2000 with --quick)"
+    )
+    parser.add_argument("--repeats", type=int, help="overhead: calls per median (default 21)")
     args = parser.parse_args()
     import distributed
 
@@ -384,8 +399,8 @@ def main() -> None:
             out_of_core(N=2_000_000, rows=250_000, n_mem=500_000, repeats=5)
     if args.only == "disk":
         return
-    repeats = 5 if args.quick else 21
-    n_rows = 2_000 if args.quick else 20_000
+    repeats = args.repeats or (5 if args.quick else 21)
+    n_rows = args.rows or (2_000 if args.quick else 20_000)
     sizes = [[64, 64, 10]] if args.quick else [[784, 256, 128, 10], [64, 64, 10]]
     clusters = {
         w: distributed.LocalCluster(
@@ -396,7 +411,8 @@ def main() -> None:
     clients = {w: distributed.Client(c) for w, c in clusters.items()}
     try:
         overhead(clients, sizes, n_rows, repeats)
-        by_chunks(clients, repeats, (1, 8) if args.quick else (1, 2, 4, 8))
+        if args.rows is None:
+            by_chunks(clients, repeats, (1, 8) if args.quick else (1, 2, 4, 8))
     finally:
         for w in clients:
             clients[w].close()
