@@ -29,6 +29,7 @@ Medians over repeats, competitors interleaved; OpenBLAS's idle threads do not sp
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import statistics
@@ -111,11 +112,14 @@ def floor_evaluator(obj, net, seed: int = 0):
     call (scatter, graph, tree, gather) with chunk tasks that do nothing: Dask's cost."""
     thetas = [net.init(seed + k) for k in range(2)]
     state = {"k": 0}
+    # by reference, as nncore's own task travels: a function of __main__ is pickled by value
+    # into every task (the workers import this file from the script's folder on sys.path)
+    task = importlib.import_module(Path(__file__).stem).partial_sums_of_nothing
 
     def run():
         state["k"] ^= 1
         obj._at(thetas[state["k"]] + 1e-9 * time.perf_counter())  # theta is sent again
-        obj._run("fun_and_jac", task=partial_sums_of_nothing)
+        obj._run("fun_and_jac", task=task)
 
     return run
 
