@@ -396,6 +396,7 @@ def main() -> None:
     import distributed
 
     print("load average at start:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    print("OPENBLAS_THREAD_TIMEOUT =", os.environ["OPENBLAS_THREAD_TIMEOUT"])
     if args.only != "overhead":  # first: the client's peak memory is then its own
         if args.quick:
             out_of_core(N=40_000, rows=10_000, n_mem=20_000, repeats=3)
