@@ -6,13 +6,22 @@
    threads).  Two sizes: ``tiny`` (8 rows per chunk: the time is overhead) and ``N`` rows,
    from which the compute per row comes; the table projects the ratio at N = 1e6 as
    ``(c N + o) / (c N)`` with ``c`` the in-memory time per row and ``o`` the overhead.
+   Dask's own floor for that pattern is measured beside it: the same evaluation (theta
+   scattered, the same graph of chunk tasks and tree, one gather) with chunk tasks that
+   skip the pass over their rows and return a zero gradient of the same size.  A second
+   table takes 64-64-10 with 1, 2, 4 and 8 chunks of 8 rows: the overhead and that floor
+   grow with the number of tasks.
 2. **Out of core**: a ``N x 64`` float64 data set written to a zarr store, read by
-   ``DaskObjective(persist=False)`` (64-64-10) during one L-BFGS-B iteration; peak resident
-   memory of the client process and of each worker at two sizes ``N`` and ``N/4`` (the same
-   peaks: memory independent of N), and rows per second against the in-memory chunked
-   ``Objective`` on the rows it holds.
+   ``DaskObjective(persist=False)`` (64-64-10): one L-BFGS-B iteration, then a warm-up
+   evaluation and the median of several at new thetas, timed as the in-memory side is;
+   peak resident memory of the client process and of each worker at two sizes ``N`` and
+   ``N/4`` (the same peaks: memory independent of N), after the iteration and after the
+   timed evaluations; rows per second against the in-memory chunked ``Objective`` on the
+   rows it holds (the two interleaved); and, on a worker, the time of each step of a
+   chunk's task: reading it, validating it and ``fun_and_jac``.
 
-Medians over repeats, competitors interleaved.  Run from the repository root::
+Medians over repeats, competitors interleaved; OpenBLAS's idle threads do not spin (see
+:data:`OPENBLAS_THREAD_TIMEOUT`).  Run from the repository root::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_distributed.py
 """
@@ -20,9 +29,11 @@ Medians over repeats, competitors interleaved.  Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +46,12 @@ import nncore
 from nncore.distributed import DaskObjective
 
 CHUNKS = 8
+OPENBLAS_THREAD_TIMEOUT = 4
+"""OpenBLAS's idle threads spin for 2**n cycles after each multithreaded call before they
+sleep (n = 28 by default, about 0.1 s): timed right after the in-memory objective with 2 BLAS
+threads, the Dask workers on the same 2 cores lost one of them (``--only overhead --rows
+100000 --repeats 5``, 784-256-128-10 on 2 workers: 1.99 s per evaluation, 1.39 s with
+n = 4).  The script starts itself again with n = 4 unless OPENBLAS_THREAD_TIMEOUT is set."""
 
 
 def peak_mib() -> float:
@@ -84,6 +101,29 @@ def _noop(x):
     return x
 
 
+def partial_sums_of_nothing(data, index, start, stop, theta, v, what, arch, token, norm):
+    """A chunk's task (the arguments of ``nncore.distributed._evaluate``) without the pass
+    over its rows: a loss of zero and a new zero gradient, the size of the real result."""
+    return 0.0, np.zeros(arch.value.n_params)
+
+
+def floor_evaluator(obj, net, seed: int = 0):
+    """A callable that runs ``obj``'s evaluation of ``fun_and_jac`` at a new theta every
+    call (scatter, graph, tree, gather) with chunk tasks that do nothing: Dask's cost."""
+    thetas = [net.init(seed + k) for k in range(2)]
+    state = {"k": 0}
+    # by reference, as nncore's own task travels: a function of __main__ is pickled by value
+    # into every task (the workers import this file from the script's folder on sys.path)
+    task = importlib.import_module(Path(__file__).stem).partial_sums_of_nothing
+
+    def run():
+        state["k"] ^= 1
+        obj._at(thetas[state["k"]] + 1e-9 * time.perf_counter())  # theta is sent again
+        obj._run("fun_and_jac", task=task)
+
+    return run
+
+
 def overhead(clients, sizes, n_rows, repeats):
     print("\n## Dask's own floor: submit(no-op).result(), ms (the unit of the overheads below)")
     for w, client in clients.items():
@@ -91,13 +131,14 @@ def overhead(clients, sizes, n_rows, repeats):
         print(f"- {w} worker(s): {1e3 * floor:.2f}")
     print(
         f"\n## per-evaluation time of fun_and_jac, ms (median of {repeats}, interleaved; "
-        f"{CHUNKS} chunks)"
+        f"{CHUNKS} chunks); floor w: the same evaluation on w workers with chunk tasks that "
+        "do nothing (tiny rows only)"
     )
     print(
         "| network | rows | memory, 1 BLAS thread | memory, 2 | memory, 8 chunks, 1 thread "
-        "| dask 1 worker | dask 2 workers |"
+        "| dask 1 worker | dask 2 workers | floor 1 | floor 2 |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     found = {}
     for sz in sizes:
         net = nncore.MLP(sz, activation="relu", output="softmax", loss="cross_entropy")
@@ -123,6 +164,8 @@ def overhead(clients, sizes, n_rows, repeats):
             for w, client in clients.items():
                 objs.append(DaskObjective(net, X, y, client=client, chunk_size=N // CHUNKS))
                 fns[f"dask{w}"] = evaluator(objs[-1], net)
+                if N == 8 * CHUNKS:
+                    fns[f"floor{w}"] = floor_evaluator(objs[-1].fresh(), net)
             row = interleaved(fns, repeats)
             for obj in objs:
                 obj.close()
@@ -131,31 +174,65 @@ def overhead(clients, sizes, n_rows, repeats):
             print(
                 f"| {name} | {N} | "
                 + " | ".join(
-                    f"{1e3 * row[k]:.2f}" for k in ("mem1", "mem2", "memc", "dask1", "dask2")
+                    f"{1e3 * row[k]:.2f}" if k in row else "-"
+                    for k in ("mem1", "mem2", "memc", "dask1", "dask2", "floor1", "floor2")
                 )
                 + " |"
             )
     print(
-        "\n## o = dask(tiny) - memory with the same 8 chunks(tiny); c = time per row at N on"
-        " the same cores (w workers against w BLAS threads); ratio = dask / memory"
+        "\n## o = dask(tiny) - memory with the same 8 chunks(tiny); floor: Dask's own (above);"
+        " c = time per row at N on the same cores (w workers against w BLAS threads);"
+        " ratio = dask / memory"
     )
     print(
-        "| network | workers | o (ms) | c memory (us/row) | c dask (us/row) | ratio at N "
-        "measured | ratio at N=1e6: (c_dask 1e6 + o) / (c_memory 1e6) |"
+        "| network | workers | o (ms) | floor (ms) | o - floor (ms) | c memory (us/row) "
+        "| c dask (us/row) | ratio at N measured "
+        "| ratio at N=1e6: (c_dask 1e6 + o) / (c_memory 1e6) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for sz in sizes:
         tiny, big = found[(tuple(sz), 8 * CHUNKS)], found[(tuple(sz), n_rows)]
         for w in clients:
             o = tiny[f"dask{w}"] - tiny["memc"]
+            floor = tiny[f"floor{w}"]
             c = big[f"mem{w}"] / n_rows
             cd = (big[f"dask{w}"] - tiny[f"dask{w}"]) / (n_rows - 8 * CHUNKS)
             name = "-".join(map(str, sz))
             measured = big[f"dask{w}"] / big[f"mem{w}"]
             ratio = (cd * 1e6 + o) / (c * 1e6)
             print(
-                f"| {name} | {w} | {1e3 * o:.1f} | {1e6 * c:.2f} | {1e6 * cd:.2f} "
-                f"| {measured:.2f} | {ratio:.2f} |"
+                f"| {name} | {w} | {1e3 * o:.1f} | {1e3 * floor:.1f} | {1e3 * (o - floor):.1f} "
+                f"| {1e6 * c:.2f} | {1e6 * cd:.2f} | {measured:.2f} | {ratio:.2f} |"
+            )
+
+
+def by_chunks(clients, repeats, counts=(1, 2, 4, 8)):
+    """The overhead and Dask's floor against the number of chunks (64-64-10, 8 rows each)."""
+    print(
+        f"\n## overhead against the number of chunks: 64-64-10, 8 rows per chunk, ms (median of"
+        f" {repeats}, interleaved); o = dask - memory with the same chunks"
+    )
+    print("| workers | chunks | memory, same chunks | dask | o | floor |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    net = nncore.MLP([64, 64, 10], activation="relu", output="softmax", loss="cross_entropy")
+    rng = np.random.default_rng(0)
+    for w, client in clients.items():
+        for P in counts:
+            X, y = rng.normal(size=(8 * P, 64)), rng.integers(0, 10, 8 * P)
+            obj = DaskObjective(net, X, y, client=client, chunk_size=8)
+            with threadpool_limits(1, user_api="blas"):
+                row = interleaved(
+                    {
+                        "memory": evaluator(net.objective(X, y, chunk_size=8), net),
+                        "dask": evaluator(obj, net),
+                        "floor": floor_evaluator(obj.fresh(), net),
+                    },
+                    repeats,
+                )
+            obj.close()
+            print(
+                f"| {w} | {P} | {1e3 * row['memory']:.2f} | {1e3 * row['dask']:.1f} "
+                f"| {1e3 * (row['dask'] - row['memory']):.1f} | {1e3 * row['floor']:.1f} |"
             )
 
 
@@ -177,6 +254,55 @@ def write_zarr(path: Path, N: int, n_in: int, rows: int) -> None:
         zy[s : s + n] = rng.integers(0, 10, n)
 
 
+def read_path(root: str, repeats: int) -> dict:
+    """Run on a worker (its allocator settings): per chunk of the zarr store, the seconds of
+    the zarr read alone, of the objective's read (the chunk's ``dask.delayed``), of the
+    validation, and of ``fun_and_jac`` on the validated chunk (medians)."""
+    import dask.array as da
+    import zarr
+
+    from nncore import distributed as nd
+
+    net = nncore.MLP([64, 64, 10], activation="relu", output="softmax", loss="cross_entropy")
+    X, y = da.from_zarr(f"{root}/X.zarr"), da.from_zarr(f"{root}/y.zarr")
+    zX, zy = (
+        zarr.open_array(f"{root}/X.zarr", mode="r"),
+        zarr.open_array(f"{root}/y.zarr", mode="r"),
+    )
+    source = nd._Source(list(X.to_delayed().ravel()), list(y.to_delayed().ravel()), None)
+    rows, N = X.chunks[0][0], X.shape[0]
+    arch, norm = nd._Box(net.arch), (float(N), 1.0)
+    ranges = [(a, min(a + rows, N)) for a in range(0, N, rows)]
+    got = {}
+
+    def zarr_read(i, a, b):
+        return zX[a:b], zy[a:b]
+
+    def read(i, a, b):
+        got["chunk"] = source.chunk(i)
+
+    def validate(i, a, b):
+        got["rows"] = nd._validated(*got["chunk"], net.arch, a, b, i)
+
+    def evaluate(i, a, b):
+        batch = nd._weighted(got["rows"], *norm)
+        theta = net.init(0) + 1e-9 * time.perf_counter()  # a new point: a forward pass
+        nd._evaluate(batch, 0, a, b, theta, None, "fun_and_jac", arch, "read_path", norm)
+
+    steps = {"zarr read alone": zarr_read, "read": read, "validate": validate}
+    steps["fun_and_jac"] = evaluate
+    samples = {name: [] for name in steps}
+    for k in range(repeats + 1):  # the first round warms up (the workspace)
+        i = k % len(ranges)
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step(i, *ranges[i])
+            if k:
+                samples[name].append(time.perf_counter() - t0)
+    nd._forget("read_path")
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
 def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
     import dask.array as da
     import distributed
@@ -184,12 +310,16 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
     net = nncore.MLP([64, 64, 10], activation="relu", output="softmax", loss="cross_entropy")
     print(f"## out of core: zarr store of N x 64 float64, chunks of {rows} rows, 64-64-10")
     print(
-        "| N | GB on disk | evaluations | s per evaluation | rows/s | client peak MiB "
-        "| worker peaks MiB |"
+        "s per evaluation: one L-BFGS-B iteration from a cold start (evaluations: its count),"
+        f" and the median of {repeats} at new thetas after a warm-up; peaks after the"
+        " iteration / after the timed evaluations"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| N | GB on disk | evaluations | s per evaluation, iteration | s per evaluation, "
+        "median | rows/s | client peak MiB | worker peaks MiB |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     root = Path(tempfile.mkdtemp(prefix="nncore-zarr-", dir="/tmp"))
-    rates = {}
     try:
         for n in (N // 4, N):
             write_zarr(root, n, 64, rows)
@@ -211,37 +341,62 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
                     method="L-BFGS-B",
                     options={"maxiter": 1},
                 )
-                dt = (time.perf_counter() - t0) / res.nfev
-                rates[n] = n / dt
-                workers = client.run(peak_mib)
+                cold = (time.perf_counter() - t0) / res.nfev
+                client_peak, first = peak_mib(), client.run(peak_mib)
+                dt = median_time(evaluator(obj, net), repeats)
+                workers, client_after = client.run(peak_mib), peak_mib()
+                if n == N:  # after the peaks: these hold rows of their own
+                    (parts,) = client.run(
+                        read_path, str(root), repeats, workers=[sorted(workers)[0]]
+                    ).values()
+                    rng = np.random.default_rng(1)
+                    Xm, ym = rng.normal(size=(n_mem, 64)), rng.integers(0, 10, n_mem)
+                    mem = net.objective(Xm, ym, chunk_size=rows, n_jobs=2)
+                    pair = interleaved(
+                        {"disk": evaluator(obj, net), "memory": evaluator(mem, net)}, repeats
+                    )
+                    del Xm, ym, mem
                 obj.close()
+            peaks = ", ".join(f"{first[k]:.0f} / {workers[k]:.0f}" for k in sorted(workers))
             print(
-                f"| {n} | {gb:.2f} | {res.nfev} | {dt:.2f} | {n / dt:.3g} | "
-                f"{peak_mib():.0f} | {', '.join(f'{v:.0f}' for v in workers.values())} |"
+                f"| {n} | {gb:.2f} | {res.nfev} | {cold:.2f} | {dt:.2f} | {n / dt:.3g} | "
+                f"{client_peak:.0f} / {client_after:.0f} | {peaks} |"
             )
             shutil.rmtree(root / "X.zarr")
             shutil.rmtree(root / "y.zarr")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    rng = np.random.default_rng(1)
-    X, y = rng.normal(size=(n_mem, 64)), rng.integers(0, 10, n_mem)
-    mem = net.objective(X, y, chunk_size=rows, n_jobs=2)
-    t = median_time(evaluator(mem, net), repeats)
+    step = parts["read"] + parts["validate"] + parts["fun_and_jac"]
     print(
-        f"\nin-memory chunked Objective (chunk_size={rows}, n_jobs=2) on {n_mem} rows: "
-        f"{n_mem / t:.3g} rows/s; out of core at N={N}: {rates[N]:.3g} rows/s, "
-        f"ratio {n_mem / t / rates[N]:.2f}x"
+        f"\nper chunk of {rows} rows on a worker, ms (median of {repeats}): "
+        + ", ".join(f"{k} {1e3 * v:.0f}" for k, v in parts.items())
+        + f"; read + validate + fun_and_jac = {1e3 * step:.0f} ms, "
+        f"{step / parts['fun_and_jac']:.2f}x the compute alone"
+    )
+    disk, memory = N / pair["disk"], n_mem / pair["memory"]
+    print(
+        f"\nout of core at N={N} against the in-memory chunked Objective (chunk_size={rows},"
+        f" n_jobs=2) on {n_mem} rows, medians of {repeats} interleaved after a warm-up:"
+        f" {disk:.3g} against {memory:.3g} rows/s, ratio {memory / disk:.2f}x"
     )
 
 
 def main() -> None:
+    if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:  # read when OpenBLAS loads: start again
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(OPENBLAS_THREAD_TIMEOUT)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--only", choices=("overhead", "disk"), help="run one part")
+    parser.add_argument(
+        "--rows", type=int, help="overhead: the larger size N (default 20000; 2000 with --quick)"
+    )
+    parser.add_argument("--repeats", type=int, help="overhead: calls per median (default 21)")
     args = parser.parse_args()
     import distributed
 
     print("load average at start:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    print("OPENBLAS_THREAD_TIMEOUT =", os.environ["OPENBLAS_THREAD_TIMEOUT"])
     if args.only != "overhead":  # first: the client's peak memory is then its own
         if args.quick:
             out_of_core(N=40_000, rows=10_000, n_mem=20_000, repeats=3)
@@ -249,8 +404,8 @@ def main() -> None:
             out_of_core(N=2_000_000, rows=250_000, n_mem=500_000, repeats=5)
     if args.only == "disk":
         return
-    repeats = 5 if args.quick else 21
-    n_rows = 2_000 if args.quick else 20_000
+    repeats = args.repeats or (5 if args.quick else 21)
+    n_rows = args.rows or (2_000 if args.quick else 20_000)
     sizes = [[64, 64, 10]] if args.quick else [[784, 256, 128, 10], [64, 64, 10]]
     clusters = {
         w: distributed.LocalCluster(
@@ -261,6 +416,8 @@ def main() -> None:
     clients = {w: distributed.Client(c) for w, c in clusters.items()}
     try:
         overhead(clients, sizes, n_rows, repeats)
+        if args.rows is None:
+            by_chunks(clients, repeats, (1, 8) if args.quick else (1, 2, 4, 8))
     finally:
         for w in clients:
             clients[w].close()

@@ -13,11 +13,13 @@ chunk of rows come from the chunk passes of :mod:`nncore.objective` (``chunk_for
    each chunk stores its rows' ``omega_i = w_i / sum_j w_j`` (``1 / N`` without weights),
    as the chunked ``Objective`` does.
 2. Per evaluation: theta (and ``v`` for a product) is scattered to every worker once
-   (``broadcast=True``); each chunk's task returns its partial sums (``sum omega_i l_i``,
-   the gradient or product without l2); a tree of fan-in :data:`FAN_IN` adds them in chunk
-   order, its levels on the workers and, for small networks, its root on the client
-   (:data:`CLIENT_SUM_BYTES`), which so receives at most ``FAN_IN`` tuples of ``n_params``
-   floats and a scalar, whatever ``N``, and adds the l2 term.  The tree is fixed by the
+   (``broadcast=True``, both in one request); each chunk's task returns its partial sums
+   (``sum omega_i l_i``, the gradient or product without l2); a tree of fan-in
+   :data:`FAN_IN` adds them in chunk order, its levels on the workers and, for small
+   networks, its root on the client (:data:`CLIENT_SUM_BYTES`), which so receives at most
+   ``FAN_IN`` tuples of ``n_params`` floats and a scalar, whatever ``N``, and adds the l2
+   term.  The chunks' tasks and the tree go to the scheduler as one graph, and the client
+   gathers once: a scatter, a graph and a gather per evaluation.  The tree is fixed by the
    chunk order alone, and a chunk gives the same bits on any worker, so results are
    identical from run to run and between cluster sizes.
 
@@ -56,22 +58,25 @@ DASK_MISSING = (
     '(or pip install ".[dask]" in a checkout of nncore)'
 )
 DEFAULT_TIMEOUT = 300.0
-"""Seconds any single wait (connecting, scattering, one evaluation) may take before nncore
-raises ``TimeoutError``; every :class:`DaskObjective` takes its own ``timeout``."""
+"""Seconds any single wait (connecting, sending theta, one evaluation, closing) may take
+before nncore raises ``TimeoutError``; every :class:`DaskObjective` takes its own
+``timeout``."""
 PERSIST_FRACTION = 0.5
 """``persist="auto"`` keeps the data in worker memory when their estimated size (the
-float64 rows, targets and weights, plus the forward cache of every row) is at most this
-fraction of the workers' summed memory limit; otherwise they stay where they are (on disk)
-and every evaluation reads them again."""
+float64 rows, targets and weights, plus each chunk's workspace: the forward cache of every
+row and the buffers of a pass) is at most this fraction of the workers' summed memory
+limit; otherwise they stay where they are (on disk) and every evaluation reads them again."""
 FAN_IN = 8
 """Partial sums are added in groups of this many consecutive chunks, level by level."""
 MAX_GATHER_BYTES = 2**30
 """The least-squares methods need the residual Jacobian on the client; it is built only when
 it takes at most this many bytes (1 GiB)."""
-CLIENT_SUM_BYTES = 2**18
+CLIENT_SUM_BYTES = 2**20
 """The last level of the tree is added on the client when its partial sums take at most this
-many bytes together (256 KiB: 8 gradients of 4,000 parameters); larger ones are added on
-the workers down to one, so that the client receives a single vector."""
+many bytes together (1 MiB: 8 gradients of 16,000 parameters); larger ones are added on
+the workers down to one, so that the client receives a single vector.  A level on the
+workers costs a round trip through the scheduler (a few ms); 1 MiB more to the client costs
+less than a millisecond at 10 Gbit/s."""
 KEEP_STATES = 4
 """A worker keeps the forward caches of this many objectives at most (the most recent)."""
 
@@ -126,18 +131,31 @@ def _rows(da: Any, value: Any, name: str, rows: Any) -> Any:
     return value.rechunk(whole if rows == "auto" else {0: rows, **whole})
 
 
-class _Source(NamedTuple):
-    """Data left where they are: each task computes its own chunk from these graphs."""
+def _persisted_nbytes(arch: Any, rows: list[int]) -> int:
+    """Bytes the persisted chunks of ``rows`` rows each take on the workers: their float64
+    rows, targets and weights, and each chunk's workspace (forward cache, deltas, R-pass
+    buffers and one gradient of ``n_params`` floats, the part that does not grow with the
+    rows)."""
+    one, two = Workspace(arch, 1).max_nbytes, Workspace(arch, 2).max_nbytes
+    per_row = 8 * (arch.sizes[0] + arch.sizes[-1] + 1) + two - one
+    return sum(rows) * per_row + len(rows) * (2 * one - two)
 
-    X: Any
-    y: Any
-    w: Any
+
+class _Source(NamedTuple):
+    """Data left where they are: each task computes its own chunk, one ``dask.delayed``
+    per chunk and array (``to_delayed``; a dask array's ``blocks[i].compute()`` would copy
+    the chunk once more, 30 ms for 250,000 x 64 floats)."""
+
+    X: list
+    y: list
+    w: list | None
 
     def chunk(self, index: int) -> tuple[Any, Any, Any]:
-        def block(a: Any) -> Any:
-            return None if a is None else a.blocks[index].compute(scheduler="sync")
+        import dask
 
-        return block(self.X), block(self.y), block(self.w)
+        parts = [self.X[index], self.y[index]] + ([] if self.w is None else [self.w[index]])
+        got = dask.compute(*parts, scheduler="sync")
+        return got[0], got[1], (None if self.w is None else got[2])
 
 
 class _Box:
@@ -257,10 +275,14 @@ def _evaluate(data, index, start, stop, theta, v, what, arch, token, norm):
     if state.ws is None:
         state.ws = Workspace(arch, batch.X.shape[0])
     ws, params = state.ws, arch.layout.unpack(theta)
-    if state.key is None or not np.array_equal(state.key, theta):
+    # theta is scattered once per point: every task at that point gets the very same
+    # array, never modified, from the worker's memory (a copy and a comparison of
+    # n_params floats would allocate on every call, on workers whose allocator hands
+    # memory back to the system eagerly); a new object at an old point only recomputes
+    if state.key is not theta:
         state.key = None  # no valid cache until the pass is complete
         state.cache, state.value = chunk_forward(arch, params, batch, ws)
-        state.key = theta.copy()
+        state.key = theta
     if what == "fun":
         return (state.value,)
     if what == "fun_and_jac":
@@ -334,7 +356,8 @@ class DaskObjective(Objective):
         them from their source at every evaluation; ``"auto"`` persists when they fit in
         :data:`PERSIST_FRACTION` of the workers' memory.
     timeout : float, default :data:`DEFAULT_TIMEOUT`
-        Seconds any single wait may take before ``TimeoutError``.
+        Seconds any single wait (sending theta, an evaluation, :meth:`close`) may take
+        before ``TimeoutError`` (``close`` then returns).
 
     Attributes
     ----------
@@ -391,7 +414,7 @@ class DaskObjective(Objective):
         self.row_ranges = [(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:])]
         self._token = uuid.uuid4().hex
         self._arch_f = self._scatter(_Box(arch))
-        self.persisted = self._fits(persist, N)
+        self.persisted = self._fits(persist)
 
         # validate every chunk on the workers, and add the weight totals in chunk order
         xs, ys = Xd.to_delayed().ravel(), yd.to_delayed().ravel()
@@ -416,7 +439,7 @@ class DaskObjective(Objective):
             self._data = client.map(_weighted, raw, total=total, scale=scale, pure=False)
             self._wait(self._data)
         else:
-            self._source = _Box(_Source(Xd, yd, wd))
+            self._source = _Box(_Source(list(xs), list(ys), None if wd is None else list(ws)))
             self._data = self._scatter(self._source)
         del raw, checked
         self._reset()
@@ -449,6 +472,7 @@ class DaskObjective(Objective):
         self._g: FloatArray | None = None
         self._H: dict[str, FloatArray] = {}
         self._theta_f: Any = None  # theta's future on the workers
+        self._retired: list = []  # the last evaluation's futures, released by the next
         self._local: Objective | None = None
 
     # Objective's pickling drops and rebuilds its in-memory buffers; a DaskObjective has none
@@ -472,18 +496,17 @@ class DaskObjective(Objective):
         other._reset()
         return other
 
-    def _fits(self, persist: bool | str, N: int) -> bool:
+    def _fits(self, persist: bool | str) -> bool:
         if persist != "auto":
             return bool(persist)
-        arch = self.arch
-        per_row = 8 * (arch.sizes[0] + arch.sizes[-1] + 1) + Workspace(arch, 1).max_nbytes
+        need = _persisted_nbytes(self.arch, [b - a for a, b in self.row_ranges])
         try:
             info = self.client.scheduler_info(n_workers=-1)  # every worker, not the first 5
         except TypeError:  # distributed before 2025.1 lists them all anyway
             info = self.client.scheduler_info()
         workers = info["workers"].values()
         limit = sum(w.get("memory_limit") or 0 for w in workers)
-        return limit == 0 or N * per_row <= PERSIST_FRACTION * limit
+        return limit == 0 or need <= PERSIST_FRACTION * limit
 
     # -- moving theta and partial sums ---------------------------------------------------
     def _live(self) -> Any:
@@ -494,16 +517,35 @@ class DaskObjective(Objective):
             )
         return self.client
 
-    def _scatter(self, value: Any) -> Any:
-        """``value`` copied to every worker once; its future."""
+    def _bounded(self, call: Any, failed: str) -> Any:
+        """``call()``, a client method called with ``asynchronous=True``, run on the
+        client's event loop for at most ``timeout`` seconds (Dask's own timeouts bound
+        neither a request in flight nor the connection to a scheduler that went away);
+        ``failed`` says what did not happen in time."""
         _, distributed = _dask()
         try:
-            return self.client.scatter(value, broadcast=True, hash=False, timeout=self.timeout)
+            return self.client.sync(call, callback_timeout=self.timeout)
         except (TimeoutError, distributed.TimeoutError) as err:
             raise TimeoutError(
-                f"could not send data to the Dask workers within timeout={self.timeout} s: "
-                f"{err} (has the cluster any workers?)"
+                f"{failed} within timeout={self.timeout} s (is the cluster alive, can the "
+                f"scheduler be reached, has it workers?): {err}"
             ) from err
+        except CancelledError as err:
+            raise self._cancelled(err) from err
+        except OSError as err:  # a connection failed or closed: the cluster went away
+            self._live()  # a closed client says so
+            raise RuntimeError(f"the Dask cluster could not be reached: {err}") from err
+
+    def _scatter(self, value: Any) -> Any:
+        """``value`` copied to every worker once (one request); its future, or a list of
+        futures for a list."""
+        client = self.client
+        return self._bounded(
+            lambda: client.scatter(
+                value, broadcast=True, hash=False, timeout=self.timeout, asynchronous=True
+            ),
+            "could not send data to the Dask workers",
+        )
 
     def _wait(self, futures: list) -> None:
         """Wait for ``futures`` to finish (in error or not), at most ``timeout``."""
@@ -512,8 +554,8 @@ class DaskObjective(Objective):
             distributed.wait(futures, timeout=self.timeout)
         except (TimeoutError, distributed.TimeoutError) as err:
             raise TimeoutError(
-                f"a Dask computation did not finish within timeout={self.timeout} s (is the "
-                "cluster alive and has it workers?)"
+                f"a Dask computation did not finish within timeout={self.timeout} s (is "
+                f"the cluster alive and has it workers?): {err}"
             ) from err
         except CancelledError as err:
             raise self._cancelled(err) from err
@@ -522,52 +564,66 @@ class DaskObjective(Objective):
         self._live()  # a closed client says so
         return RuntimeError(f"a Dask computation was cancelled: {err!r}")
 
-    def _gather(self, futures: Any) -> Any:
-        """The results of ``futures`` (one future or a list), after :meth:`_wait`."""
-        single = not isinstance(futures, list)
-        futures = [futures] if single else futures
-        self._wait(futures)
-        try:
-            done = self.client.gather(futures)  # raises a task's error
-        except CancelledError as err:
-            raise self._cancelled(err) from err
-        return done[0] if single else done
+    def _gather(self, futures: list) -> list:
+        """The results of ``futures``, waiting at most ``timeout`` in all (one request);
+        a task's error is raised as it is."""
+        client = self.client
+        return self._bounded(
+            lambda: client.gather(futures, asynchronous=True),
+            "a Dask computation did not finish",
+        )
 
-    def _run(self, what: str, v: FloatArray | None = None, retries: int = 1) -> list:
+    def _send(self, v: FloatArray | None) -> tuple[Any, Any]:
+        """The futures of theta (scattered once per point: products at one point share
+        it) and of ``v``, scattered together when both are new."""
+        new = [self._key.copy()] if self._theta_f is None else []
+        new += [] if v is None else [v]
+        sent = self._scatter(new) if new else []
+        if self._theta_f is None:
+            self._theta_f = sent.pop(0)
+        return self._theta_f, (None if v is None else sent[0])
+
+    def _submit(self, what: str, theta_f: Any, v_f: Any, task: Any = None) -> list:
+        """The chunks' tasks and the tree's levels on the workers, as one graph (one
+        message to the scheduler); the futures of the level left for the client.  ``task``
+        replaces :func:`_evaluate` (the benchmark's no-op, to measure Dask's own cost)."""
+        import dask
+
+        name = f"nncore-{what}-{uuid.uuid4().hex}"
+        n = len(self.row_ranges)
+        data = self._data if self.persisted else [self._data] * n
+        evaluate, add = dask.delayed(task or _evaluate), dask.delayed(_add)
+        shared = (theta_f, v_f, what, self._arch_f, self._token, self._norm)
+        level = [
+            evaluate(data[i], i, a, b, *shared, dask_key_name=(name, i))
+            for i, (a, b) in enumerate(self.row_ranges)
+        ]
+        # the tree's levels on the workers, and its root on the client when what remains
+        # is small (a level of tasks costs a scheduling round trip)
+        size = 8 * (self.arch.n_params if what != "fun" else 1)
+        if what.startswith("hess_"):
+            size *= self.arch.n_params
+        depth = 0
+        while len(level) > 1 and len(level) * size > CLIENT_SUM_BYTES or len(level) > FAN_IN:
+            depth += 1
+            level = [
+                add(*level[i : i + FAN_IN], dask_key_name=(f"{name}-sum{depth}", i // FAN_IN))
+                for i in range(0, len(level), FAN_IN)
+            ]
+        return self.client.compute(level, optimize_graph=False)
+
+    def _run(
+        self, what: str, v: FloatArray | None = None, retries: int = 1, task: Any = None
+    ) -> list:
         """The partial sums of every chunk for ``what``, added in a fixed tree."""
-        client = self._live()
+        self._live()
         try:
-            if self._theta_f is None:  # once per theta: products at one point share it
-                self._theta_f = self._scatter(self._key.copy())
-            v_f = None
-            if v is not None:
-                v_f = self._scatter(v)
-            n = len(self.row_ranges)
-            data = self._data if self.persisted else [self._data] * n
-            level = client.map(
-                _evaluate,
-                data,
-                range(n),
-                [a for a, _ in self.row_ranges],
-                [b for _, b in self.row_ranges],
-                theta=self._theta_f,
-                v=v_f,
-                what=what,
-                arch=self._arch_f,
-                token=self._token,
-                norm=self._norm,
-                pure=False,
-            )
-            # the tree's levels on the workers, and its root on the client when what
-            # remains is small (a level of tasks costs a scheduling round trip)
-            size = 8 * (self.arch.n_params if what != "fun" else 1)
-            if what.startswith("hess_"):
-                size *= self.arch.n_params
-            while len(level) > 1 and len(level) * size > CLIENT_SUM_BYTES or len(level) > FAN_IN:
-                level = [
-                    client.submit(_add, *level[i : i + FAN_IN], pure=False)
-                    for i in range(0, len(level), FAN_IN)
-                ]
+            theta_f, v_f = self._send(v)
+            level = self._submit(what, theta_f, v_f, task)
+            # the futures of the last evaluation are released only now: their message to
+            # the scheduler goes after this graph's, not before it (the client sends its
+            # messages at most every 10 ms)
+            self._retired = [v_f, *level]
             return _add(*self._gather(level))
         except RuntimeError as err:
             # scattered data lost with every worker that held them: scatter them again, once
@@ -576,7 +632,7 @@ class DaskObjective(Objective):
                 self._arch_f = self._scatter(_Box(self.arch))
                 if not self.persisted:
                     self._data = self._scatter(self._source)
-                return self._run(what, v, retries - 1)
+                return self._run(what, v, retries - 1, task)
             raise
 
     # -- the point -------------------------------------------------------------------
@@ -587,7 +643,10 @@ class DaskObjective(Objective):
         self._theta = None
         np.copyto(self._key, theta)
         self._params = self.arch.layout.unpack(self._key)
-        self._J, self._g, self._H, self._theta_f = None, None, {}, None
+        self._J, self._g, self._H = None, None, {}
+        if self._theta_f is not None:  # released with the next evaluation's futures
+            self._retired.append(self._theta_f)
+            self._theta_f = None
         self._theta = self._key
 
     # -- the public interface of Objective ---------------------------------------------
@@ -614,7 +673,8 @@ class DaskObjective(Objective):
         TimeoutError
             When a wait on the cluster takes longer than ``timeout``.
         RuntimeError
-            When the client is closed or a Dask computation was cancelled.
+            When the client is closed, the cluster cannot be reached or a Dask
+            computation was cancelled.
         """
         self._at(theta)
         if self._J is None:
@@ -645,7 +705,8 @@ class DaskObjective(Objective):
         TimeoutError
             When a wait on the cluster takes longer than ``timeout``.
         RuntimeError
-            When the client is closed or a Dask computation was cancelled.
+            When the client is closed, the cluster cannot be reached or a Dask
+            computation was cancelled.
         """
         self._at(theta)
         if self._g is None:
@@ -693,7 +754,8 @@ class DaskObjective(Objective):
         TimeoutError
             When a wait on the cluster takes longer than ``timeout``.
         RuntimeError
-            When the client is closed or a Dask computation was cancelled.
+            When the client is closed, the cluster cannot be reached or a Dask
+            computation was cancelled.
         """
         if kind not in ("exact", "gauss_newton"):
             raise ValueError(f"kind must be 'exact' or 'gauss_newton', got {kind!r}")
@@ -773,7 +835,8 @@ class DaskObjective(Objective):
         TimeoutError
             When a wait on the cluster takes longer than ``timeout``.
         RuntimeError
-            When the client is closed or a Dask computation was cancelled.
+            When the client is closed, the cluster cannot be reached or a Dask
+            computation was cancelled.
         """
         local = self._in_memory()
         before = local.nfev
@@ -806,7 +869,8 @@ class DaskObjective(Objective):
         TimeoutError
             When a wait on the cluster takes longer than ``timeout``.
         RuntimeError
-            When the client is closed or a Dask computation was cancelled.
+            When the client is closed, the cluster cannot be reached or a Dask
+            computation was cancelled.
         """
         local = self._in_memory()
         before = local.nfev, local.njev
@@ -817,10 +881,24 @@ class DaskObjective(Objective):
 
     # -- lifetime ------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the persisted data and the workers' forward caches."""
-        if self.client.status == "running":
-            self.client.run(_forget, self._token)
-        self._data = None
+        """Release the persisted data and the workers' forward caches.
+
+        Waits at most ``timeout`` for the workers to drop the caches.  A closed client, or
+        a cluster that is gone or does not answer in time, is no error: what the workers
+        held goes with them.
+        """
+        self._data = self._theta_f = None
+        self._retired = []
+        client = self.client
+        if client.status != "running":
+            return
+        try:
+            self._bounded(
+                lambda: client.run(_forget, self._token, on_error="ignore", asynchronous=True),
+                "the workers did not drop the forward caches",
+            )
+        except (TimeoutError, RuntimeError):  # unreachable, slow or closing
+            pass
 
     def __enter__(self) -> DaskObjective:
         return self

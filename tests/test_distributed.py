@@ -2,10 +2,12 @@
 here, against the in-memory Objective (the oracle: the per-chunk code is the same, only the
 order of the sums differs)."""
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -134,6 +136,26 @@ def test_weights_whose_sum_overflows_and_bad_arguments(client):
         nd.DaskObjective(net, X, y, client=client, chunk_size=0)
     with pytest.raises(TypeError, match="a DaskObjective takes X, y"):
         nd.DaskObjective.from_batch(net, net.batch(X, y))
+
+
+def test_auto_persist_counts_the_gradient_buffer_once_per_chunk(client):
+    from nncore.workspace import Workspace
+
+    # 4.0e6 parameters: one gradient buffer is 32 MB, the buffers of a row 0.26 MB
+    net = nncore.MLP([10, 2000, 2000, 10], activation="relu", loss="mse")
+    rows = [150, 150, 100]
+    exact = sum(
+        Workspace(net.arch, n).max_nbytes + 8 * n * (10 + 10 + 1)  # rows, targets, weights
+        for n in rows
+    )
+    assert nd._persisted_nbytes(net.arch, rows) == exact
+    # 0.19 GB; the gradient buffer counted once per row would make it 13 GB, not persisted
+    assert 400 * Workspace(net.arch, 1).max_nbytes > 50 * exact
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(400, 10)), rng.normal(size=(400, 10))
+    obj = nd.DaskObjective(net, X, y, client=client, chunk_size=150)
+    assert obj.persisted
+    obj.close()
 
 
 def test_the_forward_cache_stays_on_the_workers(client):
@@ -278,6 +300,66 @@ def test_a_killed_worker_is_survived_with_the_same_result(client):
     assert killed[0] not in client.run(os.getpid).values()
 
 
+def wide_problem(n=20_000):
+    """fun_and_jac takes about a second on two workers: 8 chunks of real work to cut into."""
+    rng = np.random.default_rng(8)
+    net = nncore.MLP([64, 512, 512, 10], activation="relu", output="softmax", loss="cross_entropy")
+    return net, rng.normal(size=(n, 64)), rng.integers(0, 10, n)
+
+
+def when_running(client, then):
+    """A started thread that calls ``then(worker)`` once a worker runs one of the chunk tasks
+    of an evaluation (within 60 s), and records when (``thread.at``)."""
+
+    def watch():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for worker, keys in client.processing().items():
+                if any(isinstance(k, tuple) and str(k[0]).startswith("nncore-") for k in keys):
+                    thread.at = time.monotonic()
+                    then(worker)
+                    return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.at = None
+    thread.start()
+    return thread
+
+
+def test_a_worker_killed_during_an_evaluation_changes_no_bit(client):
+    net, X, y = wide_problem()
+    theta = net.init(0)
+    calm = nd.DaskObjective(net, X, y, client=client, chunk_size=2500)
+    J0, g0 = calm.fun_and_jac(theta)
+    calm.close()
+    obj = nd.DaskObjective(net, X, y, client=client, chunk_size=2500)
+    pids = client.run(os.getpid)
+    thread = when_running(client, lambda worker: os.kill(pids[worker], signal.SIGKILL))
+    J, g = obj.fun_and_jac(theta)
+    done = time.monotonic()
+    thread.join()
+    assert thread.at is not None and thread.at < done  # killed while it computed a chunk
+    assert J == J0 and np.array_equal(g, g0)
+    obj.close()
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
+
+
+def test_a_client_closed_during_an_evaluation_raises_promptly(client):
+    net, X, y = wide_problem()
+    other = distributed.Client(client.scheduler.address)  # the cluster stays up
+    obj = nd.DaskObjective(net, X, y, client=other, chunk_size=2500, timeout=120)
+    obj.fun_and_jac(net.init(0))
+    thread = when_running(other, lambda worker: other.close())
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="client of this objective is clos"):
+        obj.fun_and_jac(net.init(1))
+    thread.join()
+    assert thread.at is not None
+    assert time.monotonic() - t0 < 30  # not the objective's timeout: the close is seen
+    obj.close()  # nothing left to release, and no error
+
+
 @pytest.mark.parametrize("persist", [True, False])
 def test_a_lone_worker_killed_takes_theta_with_it_and_it_is_sent_again(one_worker, persist):
     net, X, y, w = small_problem(seed=7)
@@ -365,6 +447,31 @@ def test_no_hang_without_workers_unreachable_scheduler_or_closed_client(client):
         obj.fun(net.init(0))
     with pytest.raises(RuntimeError, match="client of this objective is closed"):
         obj.fun(net.init(1))
+
+
+def test_close_waits_at_most_the_timeout_and_a_lost_scheduler_times_out(monkeypatch):
+    net, X, y, _ = small_problem(n=40)
+
+    async def unanswered(token):  # a worker that does not answer within the timeout
+        await asyncio.sleep(15)
+
+    cluster = distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None)
+    with distributed.Client(cluster.scheduler_address) as c:  # outlives the cluster
+        slow = nd.DaskObjective(net, X, y, client=c, chunk_size=10, timeout=1)
+        lost = nd.DaskObjective(net, X, y, client=c, chunk_size=10, timeout=1)
+        slow.fun(net.init(0))
+        lost.fun(net.init(0))
+        monkeypatch.setattr(nd, "_forget", unanswered)
+        t0 = time.monotonic()
+        slow.close()
+        assert time.monotonic() - t0 < 10
+        monkeypatch.undo()
+        cluster.close()  # scheduler and worker gone, the client still trying to reconnect
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match="within timeout=1.0 s"):
+            lost.fun(net.init(1))  # Dask alone would wait 30 s to connect, then OSError
+        lost.close()
+        assert time.monotonic() - t0 < 10
 
 
 def test_import_nncore_does_not_import_dask_and_the_message_names_the_packages():
