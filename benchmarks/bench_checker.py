@@ -36,6 +36,9 @@ from scipy.optimize import check_grad, rosen, rosen_der
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this repository's nncore
 import nncore  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import run_stamp  # noqa: E402
+
 LEVELS = [10.0**k for k in range(-8, 1)]
 """Relative errors planted in one coordinate, smallest first."""
 
@@ -277,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     from threadpoolctl import threadpool_limits
 
+    print(run_stamp())
     print(
         f"nncore {nncore.__version__}; medians of {repeats} runs; BLAS on one thread "
         "(threadpoolctl: small products compared, not thread start-up)\n"
