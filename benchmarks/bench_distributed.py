@@ -11,14 +11,16 @@
    skip the pass over their rows and return a zero gradient of the same size.  A second
    table takes 64-64-10 with 1, 2, 4 and 8 chunks of 8 rows: the overhead and that floor
    grow with the number of tasks.
-2. **Out of core**: a ``N x 64`` float64 data set written to a zarr store, read by
-   ``DaskObjective(persist=False)`` (64-64-10): one L-BFGS-B iteration, then a warm-up
-   evaluation and the median of several at new thetas, timed as the in-memory side is;
-   peak resident memory of the client process and of each worker at two sizes ``N`` and
-   ``N/4`` (the same peaks: memory independent of N), after the iteration and after the
-   timed evaluations; rows per second against the in-memory chunked ``Objective`` on the
-   rows it holds (the two interleaved); and, on a worker, the time of each step of a
-   chunk's task: reading it, validating it and ``fun_and_jac``.
+2. **Out of core**: a ``N x 64`` float64 data set written to an uncompressed zarr store
+   (``--disk-rows``; 1e7 rows is the 5 GB of the issue), read by
+   ``DaskObjective(persist=False)`` (64-64-10) from the zarr arrays themselves: one
+   L-BFGS-B iteration, then a warm-up evaluation and the median of several at new thetas,
+   timed as the in-memory side is; peak resident memory of the client process and of each
+   worker at two sizes ``N`` and ``N/4`` (the same peaks: memory independent of N), after
+   the iteration and after the timed evaluations; rows per second against the in-memory
+   chunked ``Objective`` on the rows it holds, and of the same store read through
+   ``da.from_zarr`` (the three interleaved); and, on a worker, the time of each step of a
+   chunk's task: reading it (three ways), validating it and ``fun_and_jac``.
 
 Medians over repeats, competitors interleaved; OpenBLAS's idle threads do not spin (see
 :data:`OPENBLAS_THREAD_TIMEOUT`).  Run from the repository root::
@@ -42,8 +44,12 @@ import numpy as np
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-import nncore
-from nncore.distributed import DaskObjective
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this repository's nncore
+import nncore  # noqa: E402
+from nncore.distributed import DaskObjective  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import run_stamp  # noqa: E402
 
 CHUNKS = 8
 OPENBLAS_THREAD_TIMEOUT = 4
@@ -256,7 +262,8 @@ def write_zarr(path: Path, N: int, n_in: int, rows: int) -> None:
 
 def read_path(root: str, repeats: int) -> dict:
     """Run on a worker (its allocator settings): per chunk of the zarr store, the seconds of
-    the zarr read alone, of the objective's read (the chunk's ``dask.delayed``), of the
+    the zarr read alone, of the objective's two reads (into a reused buffer from the zarr
+    array's files, and through the chunk's ``dask.delayed`` of ``da.from_zarr``), of the
     validation, and of ``fun_and_jac`` on the validated chunk (medians)."""
     import dask.array as da
     import zarr
@@ -264,22 +271,23 @@ def read_path(root: str, repeats: int) -> dict:
     from nncore import distributed as nd
 
     net = nncore.MLP([64, 64, 10], activation="relu", output="softmax", loss="cross_entropy")
+    zX, zy = (zarr.open_array(f"{root}/{n}.zarr", mode="r") for n in ("X", "y"))
     X, y = da.from_zarr(f"{root}/X.zarr"), da.from_zarr(f"{root}/y.zarr")
-    zX, zy = (
-        zarr.open_array(f"{root}/X.zarr", mode="r"),
-        zarr.open_array(f"{root}/y.zarr", mode="r"),
-    )
-    source = nd._Source(list(X.to_delayed().ravel()), list(y.to_delayed().ravel()), None)
+    delayed = nd._Source(list(X.to_delayed().ravel()), list(y.to_delayed().ravel()), None)
+    files = nd._Source([], [], None, (nd.ZarrFile(zX), nd.ZarrFile(zy)))
     rows, N = X.chunks[0][0], X.shape[0]
     arch, norm = nd._Box(net.arch), (float(N), 1.0)
     ranges = [(a, min(a + rows, N)) for a in range(0, N, rows)]
-    got = {}
+    got, buffers = {}, {}
 
     def zarr_read(i, a, b):
         return zX[a:b], zy[a:b]
 
-    def read(i, a, b):
-        got["chunk"] = source.chunk(i)
+    def read_files(i, a, b):
+        got["chunk"] = files.chunk(i, a, b, buffers)
+
+    def read_dask(i, a, b):
+        delayed.chunk(i, a, b)
 
     def validate(i, a, b):
         got["rows"] = nd._validated(*got["chunk"], net.arch, a, b, i)
@@ -289,10 +297,15 @@ def read_path(root: str, repeats: int) -> dict:
         theta = net.init(0) + 1e-9 * time.perf_counter()  # a new point: a forward pass
         nd._evaluate(batch, 0, a, b, theta, None, "fun_and_jac", arch, "read_path", norm)
 
-    steps = {"zarr read alone": zarr_read, "read": read, "validate": validate}
-    steps["fun_and_jac"] = evaluate
+    steps = {
+        "zarr read alone": zarr_read,
+        "read through dask": read_dask,
+        "read into a buffer": read_files,
+        "validate": validate,
+        "fun_and_jac": evaluate,
+    }
     samples = {name: [] for name in steps}
-    for k in range(repeats + 1):  # the first round warms up (the workspace)
+    for k in range(repeats + 1):  # the first round warms up (the workspace, the buffers)
         i = k % len(ranges)
         for name, step in steps.items():
             t0 = time.perf_counter()
@@ -306,11 +319,13 @@ def read_path(root: str, repeats: int) -> dict:
 def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
     import dask.array as da
     import distributed
+    import zarr
 
     net = nncore.MLP([64, 64, 10], activation="relu", output="softmax", loss="cross_entropy")
     print(f"## out of core: zarr store of N x 64 float64, chunks of {rows} rows, 64-64-10")
     print(
-        "s per evaluation: one L-BFGS-B iteration from a cold start (evaluations: its count),"
+        "DaskObjective(persist=False) on the zarr arrays themselves (read into reused buffers);"
+        " s per evaluation: one L-BFGS-B iteration from a cold start (evaluations: its count),"
         f" and the median of {repeats} at new thetas after a warm-up; peaks after the"
         " iteration / after the timed evaluations"
     )
@@ -330,9 +345,9 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
                 ) as cluster,
                 distributed.Client(cluster) as client,
             ):
-                X = da.from_zarr(str(root / "X.zarr"))
-                y = da.from_zarr(str(root / "y.zarr"))
-                obj = DaskObjective(net, X, y, client=client, persist=False)
+                X, y = (zarr.open_array(str(root / f"{k}.zarr"), mode="r") for k in "Xy")
+                obj = DaskObjective(net, X, y, client=client, chunk_size=rows, persist=False)
+                assert obj._source.value.readers[0].root is not None  # read from the files
                 t0 = time.perf_counter()
                 res = minimize(
                     obj.fun_and_jac,
@@ -349,12 +364,20 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
                     (parts,) = client.run(
                         read_path, str(root), repeats, workers=[sorted(workers)[0]]
                     ).values()
+                    Xd, yd = (da.from_zarr(str(root / f"{k}.zarr")) for k in "Xy")
+                    through_dask = DaskObjective(net, Xd, yd, client=client, persist=False)
                     rng = np.random.default_rng(1)
                     Xm, ym = rng.normal(size=(n_mem, 64)), rng.integers(0, 10, n_mem)
                     mem = net.objective(Xm, ym, chunk_size=rows, n_jobs=2)
                     pair = interleaved(
-                        {"disk": evaluator(obj, net), "memory": evaluator(mem, net)}, repeats
+                        {
+                            "zarr arrays": evaluator(obj, net),
+                            "da.from_zarr": evaluator(through_dask, net),
+                            "memory": evaluator(mem, net),
+                        },
+                        repeats,
                     )
+                    through_dask.close()
                     del Xm, ym, mem
                 obj.close()
             peaks = ", ".join(f"{first[k]:.0f} / {workers[k]:.0f}" for k in sorted(workers))
@@ -366,18 +389,22 @@ def out_of_core(N: int, rows: int, n_mem: int, repeats: int) -> None:
             shutil.rmtree(root / "y.zarr")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    step = parts["read"] + parts["validate"] + parts["fun_and_jac"]
+    step = parts["read into a buffer"] + parts["validate"] + parts["fun_and_jac"]
     print(
         f"\nper chunk of {rows} rows on a worker, ms (median of {repeats}): "
         + ", ".join(f"{k} {1e3 * v:.0f}" for k, v in parts.items())
-        + f"; read + validate + fun_and_jac = {1e3 * step:.0f} ms, "
+        + f"; read into a buffer + validate + fun_and_jac = {1e3 * step:.0f} ms, "
         f"{step / parts['fun_and_jac']:.2f}x the compute alone"
     )
-    disk, memory = N / pair["disk"], n_mem / pair["memory"]
+    memory = n_mem / pair["memory"]
     print(
         f"\nout of core at N={N} against the in-memory chunked Objective (chunk_size={rows},"
         f" n_jobs=2) on {n_mem} rows, medians of {repeats} interleaved after a warm-up:"
-        f" {disk:.3g} against {memory:.3g} rows/s, ratio {memory / disk:.2f}x"
+        f" in memory {memory:.3g} rows/s; "
+        + "; ".join(
+            f"{k} {N / pair[k]:.3g} rows/s, ratio {memory / (N / pair[k]):.2f}x"
+            for k in ("zarr arrays", "da.from_zarr")
+        )
     )
 
 
@@ -392,16 +419,31 @@ def main() -> None:
         "--rows", type=int, help="overhead: the larger size N (default 20000; 2000 with --quick)"
     )
     parser.add_argument("--repeats", type=int, help="overhead: calls per median (default 21)")
+    parser.add_argument(
+        "--disk-rows", type=int, help="out of core: the larger N (default 2e6; 1e7 is 5 GB)"
+    )
+    parser.add_argument(
+        "--no-malloc-trim",
+        action="store_true",
+        help="workers without Dask's MALLOC_TRIM_THRESHOLD_=65536 (see docs/distributed.md)",
+    )
     args = parser.parse_args()
+    import dask
     import distributed
 
+    if args.no_malloc_trim:  # must be set before the nannies start their workers
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+    trim = dask.config.get("distributed.nanny.pre-spawn-environ").get("MALLOC_TRIM_THRESHOLD_")
+
+    print(run_stamp())
     print("load average at start:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
     print("OPENBLAS_THREAD_TIMEOUT =", os.environ["OPENBLAS_THREAD_TIMEOUT"])
+    print("workers' MALLOC_TRIM_THRESHOLD_ =", os.environ.get("MALLOC_TRIM_THRESHOLD_", trim))
     if args.only != "overhead":  # first: the client's peak memory is then its own
         if args.quick:
             out_of_core(N=40_000, rows=10_000, n_mem=20_000, repeats=3)
         else:
-            out_of_core(N=2_000_000, rows=250_000, n_mem=500_000, repeats=5)
+            out_of_core(N=args.disk_rows or 2_000_000, rows=250_000, n_mem=500_000, repeats=5)
     if args.only == "disk":
         return
     repeats = args.repeats or (5 if args.quick else 21)

@@ -111,12 +111,105 @@ class MemmapFile:
         mm = np.memmap(self.filename, self.dtype, "r", self.offset, self.shape, order=self.order)
         return np.array(mm[index])
 
+    def read(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop``, read from the file into ``out`` (C-ordered files: one
+        contiguous range of bytes) or, for F-ordered ones or without ``out``, a new array."""
+        if out is None or self.order != "C":
+            return self[start:stop]
+        row = self.dtype.itemsize * math.prod(self.shape[1:])
+        with open(self.filename, "rb", buffering=0) as f:
+            f.seek(self.offset + start * row)
+            _fill(f, out, self.filename)
+        return out
+
+
+class ZarrFile:
+    """A zarr array as the rows of its chunks, read into a buffer the caller reuses.
+
+    An uncompressed array in a local store whose chunks hold whole rows (the only codec
+    ``bytes``, in the machine's byte order, zarr format 3; or no compressor and no
+    filters, C order, format 2) stores each chunk as its elements in C order, padded to
+    the full chunk shape: rows ``a:b`` of chunk ``c`` are a contiguous range of its file,
+    read straight into the caller's buffer.  zarr itself reads the whole file into a new
+    buffer first, 5-10x the time of the copy for large chunks on this machine (fresh
+    pages); any other array is read through zarr, into a new array."""
+
+    def __init__(self, z: Any) -> None:
+        self.array = z
+        self.shape, self.dtype, self.ndim = tuple(z.shape), np.dtype(z.dtype), z.ndim
+        self.root = self.rows = None  # no direct reads
+        meta, store = z.metadata, z.store
+        if type(store).__name__ != "LocalStore" or tuple(z.chunks[1:]) != self.shape[1:]:
+            return
+        native = self.dtype.isnative
+        if meta.zarr_format == 3:
+            codecs = meta.codecs
+            plain = (
+                len(codecs) == 1
+                and type(codecs[0]).__name__ == "BytesCodec"
+                and (codecs[0].endian is None or codecs[0].endian.value == sys.byteorder)
+            )
+        else:
+            plain = meta.compressor is None and not meta.filters and meta.order == "C"
+        if plain and native:
+            self.root, self.rows = str(store.root), int(z.chunks[0])
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return np.asarray(self.array[index])
+
+    def _chunk_file(self, c: int) -> str:
+        key = self.array.metadata.encode_chunk_key((c,) + (0,) * (self.ndim - 1))
+        path = self.array.path
+        return f"{self.root}/{path}/{key}" if path else f"{self.root}/{key}"
+
+    def read(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop``: into ``out`` from the chunk files when the array allows it
+        (a missing chunk file is the fill value, as zarr reads it), else a new array."""
+        if out is None or self.root is None:
+            return self[start:stop]
+        rows, row = self.rows, self.dtype.itemsize * math.prod(self.shape[1:])
+        for c in range(start // rows, (stop - 1) // rows + 1):
+            a, b = max(start, c * rows), min(stop, (c + 1) * rows)
+            part, name = out[a - start : b - start], self._chunk_file(c)
+            try:
+                f = open(name, "rb", buffering=0)
+            except FileNotFoundError:
+                part[...] = self.array.fill_value
+                continue
+            with f:
+                f.seek((a - c * rows) * row)
+                _fill(f, part, name)
+        return out
+
+
+def _fill(f: Any, out: np.ndarray, name: str) -> None:
+    """Read ``out.nbytes`` bytes from the file ``f`` into the C-contiguous ``out``."""
+    view, done = memoryview(out).cast("B"), 0
+    while done < len(view):
+        got = f.readinto(view[done:])
+        if not got:
+            raise ValueError(
+                f"{name} ended after {done} of the {len(view)} bytes expected: truncated?"
+            )
+        done += got
+
+
+def _reader(value: Any) -> MemmapFile | ZarrFile | None:
+    """What reads ``value``'s rows into a reused buffer on a worker: a memory-mapped file,
+    a zarr array; ``None`` for anything else (read through its dask array)."""
+    if isinstance(value, np.memmap) and value.filename is not None and value.base is not None:
+        return MemmapFile(value)
+    if type(value).__module__.startswith("zarr") and type(value).__name__ == "Array":
+        return ZarrFile(value)
+    return None
+
 
 def _rows(da: Any, value: Any, name: str, rows: Any) -> Any:
     """``value`` as a dask array chunked by rows only: with row chunks ``rows``, or (``"auto"``)
     a dask array's own row chunks, and Dask's choice for anything else."""
-    if isinstance(value, np.memmap) and value.filename is not None and value.base is not None:
-        value = MemmapFile(value)
+    reader = _reader(value)
+    if isinstance(reader, MemmapFile):  # the file's name travels, not its bytes
+        value = reader
     if not isinstance(value, da.Array):
         if not (hasattr(value, "shape") and hasattr(value, "dtype")):
             value = np.asarray(value)
@@ -144,13 +237,27 @@ def _persisted_nbytes(arch: Any, rows: list[int]) -> int:
 class _Source(NamedTuple):
     """Data left where they are: each task computes its own chunk, one ``dask.delayed``
     per chunk and array (``to_delayed``; a dask array's ``blocks[i].compute()`` would copy
-    the chunk once more, 30 ms for 250,000 x 64 floats)."""
+    the chunk once more, 30 ms for 250,000 x 64 floats).  When every array has a
+    :func:`_reader` (memory-mapped files, zarr arrays), an evaluation's task reads its
+    rows with it instead, into buffers it keeps for the next chunk of the same length."""
 
     X: list
     y: list
     w: list | None
+    readers: tuple | None = None
 
-    def chunk(self, index: int) -> tuple[Any, Any, Any]:
+    def chunk(self, index: int, start: int, stop: int, buffers: dict | None = None) -> tuple:
+        """``(X, y, w)`` of chunk ``index`` (rows ``start:stop``), in ``buffers`` (arrays
+        by name, made at the first use) when given and the arrays have readers."""
+        if buffers is not None and self.readers is not None:
+            got = []
+            for name, reader in zip("Xyw", self.readers):
+                shape = (stop - start,) + reader.shape[1:]
+                out = buffers.get(name)
+                if out is None or out.shape != shape or out.dtype != reader.dtype:
+                    out = buffers[name] = np.empty(shape, reader.dtype)
+                got.append(reader.read(start, stop, out))
+            return got[0], got[1], (got[2] if len(got) > 2 else None)
         import dask
 
         parts = [self.X[index], self.y[index]] + ([] if self.w is None else [self.w[index]])
@@ -225,13 +332,14 @@ class _State:
     """A worker's forward cache of one chunk: the theta it is for, its workspace, cache and
     share of the loss."""
 
-    __slots__ = ("key", "ws", "cache", "value")
+    __slots__ = ("key", "ws", "cache", "value", "buffers")
 
     def __init__(self) -> None:
         self.key: FloatArray | None = None
         self.ws: Workspace | None = None
         self.cache: Any = None
         self.value = 0.0
+        self.buffers: dict[str, np.ndarray] = {}  # a chunk's rows read from its source
 
 
 _STATES: OrderedDict[str, dict[Any, _State]] = OrderedDict()
@@ -252,25 +360,34 @@ def _forget(token: str) -> None:
         _STATES.pop(token, None)
 
 
-def _load(data: Any, index: int, start: int, stop: int, arch: Any, norm: tuple) -> Batch:
-    """A chunk's :class:`Batch`: the persisted one, or read from the source again."""
+def _load(
+    data: Any,
+    index: int,
+    start: int,
+    stop: int,
+    arch: Any,
+    norm: tuple,
+    buffers: dict | None = None,
+) -> Batch:
+    """A chunk's :class:`Batch`: the persisted one, or read from the source again (into
+    ``buffers`` when given: the batch then lives only until the next read)."""
     if isinstance(data, Batch):
         return data
     arch = arch.value if isinstance(arch, _Box) else arch
-    source = data.value
-    return _weighted(_validated(*source.chunk(index), arch, start, stop, index), *norm)
+    rows = data.value.chunk(index, start, stop, buffers)
+    return _weighted(_validated(*rows, arch, start, stop, index), *norm)
 
 
 def _evaluate(data, index, start, stop, theta, v, what, arch, token, norm):
     """One chunk's partial sums: a tuple of floats and arrays, l2 left out."""
-    batch = _load(data, index, start, stop, arch, norm)
-    if not all(a.flags.aligned for a in batch):  # moved here from another worker
-        batch = Batch(*map(_aligned, batch))
     if isinstance(data, Batch):  # persisted: the chunk's forward cache is kept
         state = _state(token, index)
     else:  # read again: only the buffers are kept, one set per chunk length and thread
-        state = _state(token, (-batch.X.shape[0], threading.get_ident()))
+        state = _state(token, (start - stop, threading.get_ident()))
         state.key = None
+    batch = _load(data, index, start, stop, arch, norm, state.buffers)
+    if not all(a.flags.aligned for a in batch):  # moved here from another worker
+        batch = Batch(*map(_aligned, batch))
     arch = arch.value
     if state.ws is None:
         state.ws = Workspace(arch, batch.X.shape[0])
@@ -346,7 +463,11 @@ class DaskObjective(Objective):
         Dask arrays chunked by rows (column chunks are merged into whole rows; ``y`` and the
         weights take the row chunks of ``X``), or anything ``dask.array.from_array`` wraps:
         numpy arrays, a memory-mapped ``.npy`` (``np.load(path, mmap_mode="r")``, read by
-        the workers from the file), a zarr or HDF5 array.
+        the workers from the file), a zarr or HDF5 array.  Data left on disk
+        (``persist=False``) are read again at every evaluation: when every array is a
+        memory-mapped ``.npy`` or a zarr array (not a dask array made from one), each task
+        reads its rows straight into buffers it keeps (see :class:`ZarrFile`, which says
+        which zarr arrays allow it), else through the dask array's own chunk tasks.
     client : distributed.Client or str, optional
         The client, or a scheduler address to connect to; by default the current client.
     chunk_size : int, optional
@@ -425,21 +546,37 @@ class DaskObjective(Objective):
             dask.delayed(_validated, pure=False)(x, y_, w, arch, a, b, i)
             for i, (x, y_, w, (a, b)) in enumerate(zip(xs, ys, ws, self.row_ranges))
         ]
-        raw = client.compute(checked)
-        stats = self._gather(client.map(_weight_stats, raw, pure=False))
+        if self.persisted:  # the validated chunks stay on the workers
+            raw = client.compute(checked)
+            stats = self._gather(client.map(_weight_stats, raw, pure=False))
+        else:  # only their totals: the workers hold a chunk or two at a time, whatever N
+            raw = checked
+            stats = self._gather(client.compute([dask.delayed(_weight_stats)(c) for c in raw]))
         sums = [s for s, _ in stats]
         total, scale = _ordered_sum(sums), 1.0
         if wd is not None and not total > 0:
             raise ValueError("sample_weight must not be all zero")
         if not math.isfinite(total):  # finite weights whose sum overflows (as in memory)
             scale = max(m for _, m in stats)
-            total = _ordered_sum(self._gather(client.map(_scaled_sum, raw, scale=scale)))
+            if self.persisted:
+                scaled = client.map(_scaled_sum, raw, scale=scale)
+            else:  # read and validated again
+                scaled = client.compute([dask.delayed(_scaled_sum)(c, scale) for c in raw])
+            total = _ordered_sum(self._gather(scaled))
         self._norm = (total, scale)
         if self.persisted:
             self._data = client.map(_weighted, raw, total=total, scale=scale, pure=False)
             self._wait(self._data)
         else:
-            self._source = _Box(_Source(list(xs), list(ys), None if wd is None else list(ws)))
+            readers = tuple(map(_reader, (X, y) if wd is None else (X, y, sample_weight)))
+            self._source = _Box(
+                _Source(
+                    list(xs),
+                    list(ys),
+                    None if wd is None else list(ws),
+                    None if None in readers else readers,
+                )
+            )
             self._data = self._scatter(self._source)
         del raw, checked
         self._reset()

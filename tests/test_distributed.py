@@ -394,6 +394,102 @@ def test_data_from_disk_memmap_and_zarr(client, tmp_path):
     assert graph_bytes < 1000 < X.nbytes
 
 
+@pytest.mark.parametrize("fmt", [2, 3])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_file_readers_read_what_zarr_and_numpy_read(tmp_path, fmt, compressed):
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(230, 3))
+    X[100:150] = 0.0  # chunk 2 holds only the fill value: zarr writes no file for it
+    kw = {} if compressed else {"compressors": None}
+    z = zarr.create_array(
+        str(tmp_path / "X.zarr"), shape=X.shape, chunks=(50, 3), dtype="f8", zarr_format=fmt, **kw
+    )
+    z[:] = X
+    reader = nd.ZarrFile(z)
+    assert (reader.root is None) is compressed  # direct reads only where the bytes are plain
+    for a, b in [(0, 50), (30, 170), (100, 150), (199, 230), (229, 230)]:
+        out = np.full((b - a, 3), np.nan)
+        assert np.array_equal(reader.read(a, b, out), X[a:b])
+        assert np.array_equal(reader.read(a, b), X[a:b])
+    if not compressed:  # a chunk file cut short is an error that names it, not garbage
+        name = reader._chunk_file(4)
+        with open(name, "r+b") as f:
+            f.truncate(100)
+        with pytest.raises(ValueError, match=r"ended after .* bytes expected"):
+            reader.read(200, 230, np.empty((30, 3)))
+    np.save(tmp_path / "C.npy", X)
+    np.save(tmp_path / "F.npy", np.asfortranarray(X))
+    for name in ("C.npy", "F.npy"):
+        mm = nd.MemmapFile(np.load(tmp_path / name, mmap_mode="r"))
+        for a, b in [(0, 1), (17, 203), (0, 230)]:
+            assert np.array_equal(mm.read(a, b, np.empty((b - a, 3))), X[a:b])
+
+
+def test_files_read_into_reused_buffers_give_the_same_bits(client, tmp_path):
+    net, X, y, w = small_problem(n=260, seed=8)
+    kw = {"chunks": (60, 4), "dtype": "f8", "compressors": None}
+    zX = zarr.create_array(str(tmp_path / "X.zarr"), shape=X.shape, **kw)
+    zy = zarr.create_array(str(tmp_path / "y.zarr"), shape=y.shape, chunks=(60,), dtype="i8")
+    zX[:], zy[:] = X, y
+    np.save(tmp_path / "w.npy", w)
+    ww = np.load(tmp_path / "w.npy", mmap_mode="r")
+    files = nd.DaskObjective(net, zX, zy, ww, client=client, chunk_size=60, persist=False)
+    assert files._source.value.readers is not None  # every array read straight from its file
+    Xd, yd, wd = (da.from_array(a, chunks=60) for a in (X, y, w))
+    tasks = nd.DaskObjective(net, Xd, yd, wd, client=client, persist=False)
+    assert tasks._source.value.readers is None and files.row_ranges == tasks.row_ranges
+    ref, v = net.objective(X, y, w), np.linspace(-1.0, 1.0, net.n_params)
+    for k in range(3):  # each point reads every chunk again, into the buffers of the last
+        theta = net.init(k)
+        J, g = files.fun_and_jac(theta)
+        J2, g2 = tasks.fun_and_jac(theta)
+        assert J == J2 and np.array_equal(g, g2)
+        assert np.array_equal(files.hessp(theta, v), tasks.hessp(theta, v))
+        assert close(J, ref.fun(theta)) and close(g, ref.jac(theta))
+
+    def buffers(token):  # on a worker: the buffers its chunk tasks kept, by chunk length
+        states = nd._STATES.get(token, {})
+        return sorted((-n, sorted(s.buffers)) for (n, _), s in states.items())
+
+    kept = client.run(buffers, files._token)
+    assert any(kept.values())
+    lengths = {n for held in kept.values() for n, names in held if names == ["X", "w", "y"]}
+    assert lengths and lengths <= {60, 20}  # 4 chunks of 60 rows and one of 20
+    files.close(), tasks.close()
+
+
+def test_data_left_on_disk_are_not_all_held_during_setup(client, tmp_path):
+    """Validating the chunks (at setup) holds a chunk or two per worker at a time, not all of
+    them: the workers' peak memory does not grow with N (32 chunks of 4 MB here; holding
+    them would add 64 MB per worker; reading one takes a few, some in flight at once)."""
+    n, rows, n_in = 256_000, 8_000, 64
+    net = nncore.MLP([n_in, 3, 2], output="softmax", loss="cross_entropy")
+    rng = np.random.default_rng(9)
+    kw = {"dtype": "f8", "compressors": None}
+    zX = zarr.create_array(str(tmp_path / "X.zarr"), shape=(n, n_in), chunks=(rows, n_in), **kw)
+    zy = zarr.create_array(str(tmp_path / "y.zarr"), shape=(n,), chunks=(rows,), dtype="i8")
+    zX[:], zy[:] = rng.normal(size=(n, n_in)), rng.integers(0, 2, n)
+    small = nd.DaskObjective(net, zX[:rows], zy[:rows], client=client, persist=False)
+    small.fun(net.init(0)), small.close()  # imports and first buffers, before the peak is reset
+
+    def reset_peak():  # Linux: writing 5 to clear_refs resets VmHWM to the current RSS
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+
+    def peak_and_now():
+        with open("/proc/self/status") as f:
+            kib = {k: int(v.split()[0]) for k, v in (x.split(":", 1) for x in f) if k[:2] == "Vm"}
+        return kib["VmHWM"] * 1024, kib["VmRSS"] * 1024
+
+    before = client.run(peak_and_now)
+    client.run(reset_peak)
+    obj = nd.DaskObjective(net, zX, zy, client=client, chunk_size=rows, persist=False)
+    grown = {w: peak - before[w][1] for w, (peak, _) in client.run(peak_and_now).items()}
+    obj.close()
+    chunk = rows * n_in * 8
+    assert max(grown.values()) < 10 * chunk, {w: g / 2**20 for w, g in grown.items()}
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
