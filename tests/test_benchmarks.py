@@ -72,6 +72,11 @@ def test_second_core_runs():
     assert "n_jobs=2" in out and "split over two" in out
 
 
+def test_worker_allocator_runs():
+    out = run_script("studies/worker_allocator.py", "--calls", "1", "--rounds", "1")
+    assert out.count("| 20000 |") == 1 and out.count("| 250000 |") == 1
+
+
 def test_cache_traffic_replays_nncore_bit_for_bit():
     # the replay's steps are timed as nncore's pass: one pass of them must compute exactly
     # what the objective computes, or the table describes some other code
