@@ -1,0 +1,127 @@
+"""How fast can anything built on Dask answer: the round trips under DaskObjective's overhead.
+
+``bench_distributed.py`` measures DaskObjective's fixed cost per evaluation and "Dask's
+floor": the same evaluation (a scatter, one graph of chunk tasks and their sum, a gather)
+with chunk tasks that do nothing.  The floor stays above the 20 ms per evaluation aimed at
+with 8 chunks.  This script times the pieces on a LocalCluster of process workers (one
+thread each), interleaved, medians:
+
+* ``submit(no-op).result()``: one task through the scheduler and back;
+* ``scatter(theta, broadcast=True)``: theta (64-64-10's 4,810 floats) to every worker;
+* a graph of ``chunks`` no-op tasks and their sum, computed and gathered;
+* a method call on a Dask actor (``submit(..., actor=True)``), which goes from the client to
+  the worker holding it directly, without the scheduler; and one call per worker, together.
+
+The question: what would a design that talks to the workers directly (actors) save per
+evaluation, against what it would have to rebuild (an actor lost with its worker is not
+recomputed by Dask; nncore would have to recreate it and reload its chunks)?
+
+Run from the repository root::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/studies/dask_round_trips.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import load_average, run_stamp  # noqa: E402
+
+
+def noop(x=None):
+    return x
+
+
+def add(*parts):
+    return sum(p for p in parts if p is not None) if parts else 0
+
+
+class Host:
+    """An actor: a worker-resident object whose methods the client calls directly."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def evaluate(self, theta):
+        self.calls += 1
+        return 0.0, np.zeros_like(theta)
+
+
+def interleaved(fns: dict, repeats: int) -> dict:
+    for fn in fns.values():
+        fn()
+    samples = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            samples[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--chunks", type=int, default=8)
+    args = parser.parse_args()
+    import dask
+    import distributed
+
+    print(run_stamp())
+    print(f"- load average at start: {load_average()}")
+    print(
+        f"\nmedians of {args.repeats} interleaved calls, ms; theta: 4,810 float64 "
+        f"(64-64-10); graph: {args.chunks} no-op tasks and their sum\n"
+    )
+    print(
+        "| workers | submit(no-op).result() | scatter theta, broadcast | graph of no-ops, "
+        "computed and gathered | actor call, one worker | actor calls, every worker |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    theta = np.zeros(4810)
+    for w in (1, 2):
+        with (
+            distributed.LocalCluster(
+                n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            workers = sorted(client.scheduler_info()["workers"])
+            hosts = [
+                client.submit(Host, actor=True, workers=[a], pure=False).result() for a in workers
+            ]
+
+            def graph():
+                parts = [
+                    dask.delayed(noop, pure=False)(i, dask_key_name=f"noop-{time.time_ns()}-{i}")
+                    for i in range(args.chunks)
+                ]
+                client.gather(client.compute(dask.delayed(add)(*parts), optimize_graph=False))
+
+            fns = {
+                "submit": lambda: client.submit(noop, 1, pure=False).result(),
+                "scatter": lambda: client.scatter(theta, broadcast=True, hash=False),
+                "graph": graph,
+                "actor": lambda: hosts[0].evaluate(theta).result(),
+                "actors": lambda: [f.result() for f in [h.evaluate(theta) for h in hosts]],
+            }
+            t = interleaved(fns, args.repeats)
+            print(
+                f"| {w} | "
+                + " | ".join(
+                    f"{1e3 * t[k]:.2f}" for k in ("submit", "scatter", "graph", "actor", "actors")
+                )
+                + " |"
+            )
+
+
+if __name__ == "__main__":
+    main()
