@@ -14,7 +14,8 @@ thread each), interleaved, medians:
 
 The question: what would a design that talks to the workers directly (actors) save per
 evaluation, against what it would have to rebuild (an actor lost with its worker is not
-recomputed by Dask; nncore would have to recreate it and reload its chunks)?
+recomputed by Dask; nncore would have to recreate it and reload its chunks)?  So the script
+also kills an actor's worker during a call and before one, and says what the client saw.
 
 Run from the repository root::
 
@@ -24,8 +25,11 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +57,37 @@ class Host:
         self.calls += 1
         return 0.0, np.zeros_like(theta)
 
+    def pid(self, seconds=0.0):
+        time.sleep(seconds)
+        return os.getpid()
+
+
+def faults(wait: float) -> None:
+    """What an actor call does when its worker dies: during the call, and after."""
+    import distributed
+
+    print(f"\nan actor's worker killed (SIGKILL), calls waiting at most {wait} s:\n")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        address = sorted(client.scheduler_info()["workers"])[0]
+        host = client.submit(Host, actor=True, workers=[address], pure=False).result()
+        pid = host.pid().result()
+        for when, call in (("during the call", 3.0), ("before the call", 0.0)):
+            future = host.pid(call) if when == "during the call" else None
+            if when == "during the call":
+                threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+            t0 = time.perf_counter()
+            try:
+                (future or host.pid()).result(timeout=wait)
+                outcome = "returned"
+            except Exception as err:  # what the client sees
+                outcome = f"{type(err).__name__}: {str(err)[:60]}"
+            print(f"- killed {when}: {outcome} after {time.perf_counter() - t0:.1f} s")
+
 
 def interleaved(fns: dict, repeats: int) -> dict:
     for fn in fns.values():
@@ -71,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--chunks", type=int, default=8)
+    parser.add_argument("--wait", type=float, default=10.0, help="faults: seconds per call")
     args = parser.parse_args()
     import dask
     import distributed
@@ -121,6 +157,7 @@ def main() -> None:
                 )
                 + " |"
             )
+    faults(args.wait)
 
 
 if __name__ == "__main__":
