@@ -137,14 +137,16 @@ def overhead(clients, sizes, n_rows, repeats):
         print(f"- {w} worker(s): {1e3 * floor:.2f}")
     print(
         f"\n## per-evaluation time of fun_and_jac, ms (median of {repeats}, interleaved; "
-        f"{CHUNKS} chunks); floor w: the same evaluation on w workers with chunk tasks that "
-        "do nothing (tiny rows only)"
+        f"{CHUNKS} chunks); dask w: DaskObjective on w workers (straight to the workers' "
+        "actors when the partial sums are small, see DIRECT_BYTES); graph w: the same with "
+        "direct=False (every evaluation a graph through the scheduler); floor w: the graph "
+        "with chunk tasks that do nothing (tiny rows only)"
     )
     print(
         "| network | rows | memory, 1 BLAS thread | memory, 2 | memory, 8 chunks, 1 thread "
-        "| dask 1 worker | dask 2 workers | floor 1 | floor 2 |"
+        "| dask 1 worker | dask 2 workers | graph 1 | graph 2 | floor 1 | floor 2 |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     found = {}
     for sz in sizes:
         net = nncore.MLP(sz, activation="relu", output="softmax", loss="cross_entropy")
@@ -168,8 +170,12 @@ def overhead(clients, sizes, n_rows, repeats):
             }
             objs = []
             for w, client in clients.items():
-                objs.append(DaskObjective(net, X, y, client=client, chunk_size=N // CHUNKS))
-                fns[f"dask{w}"] = evaluator(objs[-1], net)
+                for direct, key in ((True, "dask"), (False, "graph")):
+                    obj = DaskObjective(
+                        net, X, y, client=client, chunk_size=N // CHUNKS, direct=direct
+                    )
+                    objs.append(obj)
+                    fns[f"{key}{w}"] = evaluator(obj, net)
                 if N == 8 * CHUNKS:
                     fns[f"floor{w}"] = floor_evaluator(objs[-1].fresh(), net)
             row = interleaved(fns, repeats)
@@ -181,17 +187,28 @@ def overhead(clients, sizes, n_rows, repeats):
                 f"| {name} | {N} | "
                 + " | ".join(
                     f"{1e3 * row[k]:.2f}" if k in row else "-"
-                    for k in ("mem1", "mem2", "memc", "dask1", "dask2", "floor1", "floor2")
+                    for k in (
+                        "mem1",
+                        "mem2",
+                        "memc",
+                        "dask1",
+                        "dask2",
+                        "graph1",
+                        "graph2",
+                        "floor1",
+                        "floor2",
+                    )
                 )
                 + " |"
             )
     print(
-        "\n## o = dask(tiny) - memory with the same 8 chunks(tiny); floor: Dask's own (above);"
+        "\n## o = dask(tiny) - memory with the same 8 chunks(tiny), and the same for the graph"
+        " path; graph floor: Dask's own for the graph (above);"
         " c = time per row at N on the same cores (w workers against w BLAS threads);"
         " ratio = dask / memory"
     )
     print(
-        "| network | workers | o (ms) | floor (ms) | o - floor (ms) | c memory (us/row) "
+        "| network | workers | o (ms) | o, graph (ms) | graph floor (ms) | c memory (us/row) "
         "| c dask (us/row) | ratio at N measured "
         "| ratio at N=1e6: (c_dask 1e6 + o) / (c_memory 1e6) |"
     )
@@ -200,6 +217,7 @@ def overhead(clients, sizes, n_rows, repeats):
         tiny, big = found[(tuple(sz), 8 * CHUNKS)], found[(tuple(sz), n_rows)]
         for w in clients:
             o = tiny[f"dask{w}"] - tiny["memc"]
+            og = tiny[f"graph{w}"] - tiny["memc"]
             floor = tiny[f"floor{w}"]
             c = big[f"mem{w}"] / n_rows
             cd = (big[f"dask{w}"] - tiny[f"dask{w}"]) / (n_rows - 8 * CHUNKS)
@@ -207,7 +225,7 @@ def overhead(clients, sizes, n_rows, repeats):
             measured = big[f"dask{w}"] / big[f"mem{w}"]
             ratio = (cd * 1e6 + o) / (c * 1e6)
             print(
-                f"| {name} | {w} | {1e3 * o:.1f} | {1e3 * floor:.1f} | {1e3 * (o - floor):.1f} "
+                f"| {name} | {w} | {1e3 * o:.1f} | {1e3 * og:.1f} | {1e3 * floor:.1f} "
                 f"| {1e6 * c:.2f} | {1e6 * cd:.2f} | {measured:.2f} | {ratio:.2f} |"
             )
 

@@ -79,6 +79,14 @@ workers costs a round trip through the scheduler (a few ms); 1 MiB more to the c
 less than a millisecond at 10 Gbit/s."""
 KEEP_STATES = 4
 """A worker keeps the forward caches of this many objectives at most (the most recent)."""
+DIRECT_BYTES = 2**24
+"""With ``direct=True``, an evaluation goes to the workers directly (one Dask actor each)
+when the partial sums of all the chunks take at most this many bytes together (16 MiB: 8
+gradients of 260,000 parameters); they then all come to the client, which adds them in the
+tree's order.  Larger ones, and the full Hessian, go through the scheduler as a graph."""
+POLL = 0.1
+"""Seconds between the checks, while the client waits for the workers' direct answers,
+that the client is open and that every actor's worker is still there."""
 
 
 def _dask() -> tuple[Any, Any]:
@@ -425,6 +433,69 @@ def _add(*parts: tuple) -> list[np.ndarray]:
     return total
 
 
+class _Host:
+    """A Dask actor, one per worker: it holds the chunks that live on its worker and
+    evaluates them when the client calls it, directly, without the scheduler (the dask-glm
+    pattern without a graph per evaluation).  Each call runs :func:`_evaluate` on every one
+    of its chunks (in a pool of the worker's threads) and returns ``(index, partial sums)``
+    pairs; the forward caches are the graph tasks' own (``_STATES``).  Theta comes with the
+    first call at a point (``point``: an id unique in the client's process) and is kept
+    for the next calls at that point; a call without it at another point answers ``None``,
+    and the client sends theta."""
+
+    def __init__(self, token: str, arch: Any, norm: tuple, chunks: list) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import distributed
+
+        self.token, self.arch, self.norm, self.chunks = token, arch, norm, chunks
+        self.point, self.theta = None, None
+        threads = min(distributed.get_worker().state.nthreads, len(chunks))
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    def evaluate(self, point: int, theta: Any, v: Any, what: str) -> tuple | None:
+        if theta is not None:
+            self.point, self.theta = point, _aligned(theta)
+        elif point != self.point:
+            return None
+        theta, v = self.theta, (None if v is None else _aligned(v))
+
+        def one(chunk: tuple) -> tuple:
+            index, data, start, stop = chunk
+            shared = (theta, v, what, self.arch, self.token, self.norm)
+            return index, _evaluate(data, index, start, stop, *shared)
+
+        pairs = (
+            [one(c) for c in self.chunks] if self.pool is None else self.pool.map(one, self.chunks)
+        )
+        indices, parts = zip(*pairs)
+        # one array per component (the losses, the gradients...), a row per chunk: a few
+        # messages' worth of framing instead of one per array
+        return indices, [np.array(column) for column in zip(*parts)]
+
+
+def _levels(parts: list, size: int) -> int:
+    """How many levels of the tree (groups of :data:`FAN_IN` consecutive partial sums) are
+    added before the last one, for ``len(parts)`` partial sums of ``size`` bytes each."""
+    n, depth = len(parts), 0
+    while n > 1 and n * size > CLIENT_SUM_BYTES or n > FAN_IN:
+        n, depth = -(-n // FAN_IN), depth + 1
+    return depth
+
+
+def _tree_sum(parts: list, size: int) -> list[np.ndarray]:
+    """The partial sums added in the tree of the graph path, level by level, on the client:
+    the same groups in the same order, so the same bits."""
+    for _ in range(_levels(parts, size)):
+        parts = [_add(*parts[i : i + FAN_IN]) for i in range(0, len(parts), FAN_IN)]
+    return _add(*parts)
+
+
+_POINTS = __import__("itertools").count()
+"""Ids of the points sent to the actors, unique in the client's process (objectives made by
+``fresh`` share their actors)."""
+
+
 # -- the client side ---------------------------------------------------------------------
 def _client(client: Any, timeout: float) -> Any:
     _, distributed = _dask()
@@ -501,6 +572,7 @@ class DaskObjective(Objective):
         chunk_size: int | None = None,
         persist: bool | str = "auto",
         timeout: float = DEFAULT_TIMEOUT,
+        direct: bool = True,
     ) -> None:
         da, distributed = _dask()
         self.net = net
@@ -515,7 +587,11 @@ class DaskObjective(Objective):
                 raise ValueError(f"{name} must be positive, got {value}")
         if persist not in ("auto", True, False):
             raise ValueError(f"persist must be 'auto', True or False, got {persist!r}")
-        self.timeout = float(timeout)
+        if not isinstance(direct, bool):
+            raise TypeError(f"direct must be True or False, got {direct!r}")
+        self.timeout, self.direct = float(timeout), direct
+        self._hosts: list | None = None  # the actors, made at the first direct evaluation
+        self._host_futures: list | None = None
         self.client = client = _client(client, self.timeout)
         Xd = _rows(da, X, "X", chunk_size or "auto")
         if Xd.ndim != 2:
@@ -610,6 +686,8 @@ class DaskObjective(Objective):
         self._H: dict[str, FloatArray] = {}
         self._theta_f: Any = None  # theta's future on the workers
         self._retired: list = []  # the last evaluation's futures, released by the next
+        self._point: int | None = None  # the id of this point for the actors
+        self._sent: set[int] = set()  # the actors that hold theta at this point
         self._local: Objective | None = None
 
     # Objective's pickling drops and rebuilds its in-memory buffers; a DaskObjective has none
@@ -737,23 +815,29 @@ class DaskObjective(Objective):
         ]
         # the tree's levels on the workers, and its root on the client when what remains
         # is small (a level of tasks costs a scheduling round trip)
-        size = 8 * (self.arch.n_params if what != "fun" else 1)
-        if what.startswith("hess_"):
-            size *= self.arch.n_params
-        depth = 0
-        while len(level) > 1 and len(level) * size > CLIENT_SUM_BYTES or len(level) > FAN_IN:
-            depth += 1
+        for depth in range(1, _levels(level, self._size(what)) + 1):
             level = [
                 add(*level[i : i + FAN_IN], dask_key_name=(f"{name}-sum{depth}", i // FAN_IN))
                 for i in range(0, len(level), FAN_IN)
             ]
         return self.client.compute(level, optimize_graph=False)
 
+    def _size(self, what: str) -> int:
+        """Bytes of one chunk's partial sums for ``what``."""
+        size = 8 * (self.arch.n_params if what != "fun" else 1)
+        return size * self.arch.n_params if what.startswith("hess_") else size
+
     def _run(
         self, what: str, v: FloatArray | None = None, retries: int = 1, task: Any = None
     ) -> list:
-        """The partial sums of every chunk for ``what``, added in a fixed tree."""
+        """The partial sums of every chunk for ``what``, added in a fixed tree: from the
+        workers directly when :meth:`_run_direct` can, else through a graph."""
         self._live()
+        if task is None and self._direct(what):
+            got = self._run_direct(what, v)
+            if got is not None:
+                return got
+            self._live()  # the actors went with a closed client: say so, not try a graph
         try:
             theta_f, v_f = self._send(v)
             level = self._submit(what, theta_f, v_f, task)
@@ -772,6 +856,129 @@ class DaskObjective(Objective):
                 return self._run(what, v, retries - 1, task)
             raise
 
+    # -- straight to the workers: one actor each ------------------------------------
+    def _direct(self, what: str) -> bool:
+        if not self.direct or what.startswith("hess_"):
+            return False
+        return len(self.row_ranges) * self._size(what) <= DIRECT_BYTES
+
+    def _make_hosts(self) -> list | None:
+        """One :class:`_Host` per worker, with the chunks it holds (persisted) or an even
+        share of consecutive chunks (read from their source); ``None`` when Dask could not
+        make them (the graph path then serves, and they are tried again next time)."""
+        client, n = self.client, len(self.row_ranges)
+        try:
+            if self.persisted:
+                keys = [f.key for f in self._data]
+                holders = self._bounded(
+                    lambda: client.scheduler.who_has(keys=keys),
+                    "the Dask scheduler did not say where the chunks are",
+                )
+                owner = [sorted(holders[f.key])[0] if holders[f.key] else None for f in self._data]
+                if None in owner:  # a chunk is being recomputed: not now
+                    return None
+                data = self._data
+            else:
+                info = client.scheduler_info(n_workers=-1)
+                workers = sorted(info["workers"])
+                owner = [workers[i * len(workers) // n] for i in range(n)]
+                data = [self._data] * n
+            groups: dict[str, list] = {}
+            for i, ((a, b), w) in enumerate(zip(self.row_ranges, owner)):
+                groups.setdefault(w, []).append((i, data[i], a, b))
+            made = [
+                client.submit(
+                    _Host,
+                    self._token,
+                    self._arch_f,
+                    self._norm,
+                    chunks,
+                    actor=True,
+                    workers=[w],
+                    allow_other_workers=False,
+                    pure=False,
+                )
+                for w, chunks in groups.items()
+            ]
+            self._gather(made)
+            self._hosts = [f.result() for f in made]
+            self._host_futures = made
+        except (OSError, RuntimeError, TimeoutError, CancelledError):
+            self._hosts = self._host_futures = None
+        self._sent = set()
+        return self._hosts
+
+    def _run_direct(self, what: str, v: FloatArray | None) -> list | None:
+        """The partial sums from every actor, added in the tree's order on the client;
+        ``None`` when an actor's worker is gone (the actors are dropped, the graph path
+        recomputes what was lost, and new actors are made at the next evaluation)."""
+        hosts = self._hosts or self._make_hosts()
+        if hosts is None:
+            return None
+        if self._point is None:
+            self._point = next(_POINTS)
+        got = self._ask(hosts, what, v, resend=False)
+        if got is not None and any(r is None for r in got):  # a host moved to another point
+            got = self._ask(hosts, what, v, resend=True)
+        if got is None:
+            self._hosts = self._host_futures = None
+            return None
+        self._sent = set(range(len(hosts)))
+        parts = {}
+        for indices, columns in got:
+            for row, i in enumerate(indices):
+                parts[i] = tuple(column[row] for column in columns)
+        return _tree_sum([parts[i] for i in range(len(self.row_ranges))], self._size(what))
+
+    def _ask(self, hosts: list, what: str, v: Any, resend: bool) -> list | None:
+        """Call every actor (theta to those that do not hold this point, or to all with
+        ``resend``) and wait for the answers; ``None`` when an actor's worker is gone."""
+        theta = self._key.copy()  # the message may leave after this returns
+        try:
+            if any(f.status != "finished" for f in self._host_futures):
+                return None  # a worker holding an actor was lost
+            calls = [
+                h.evaluate(self._point, theta if resend or k not in self._sent else None, v, what)
+                for k, h in enumerate(hosts)
+            ]
+        except OSError:
+            return None
+        except RuntimeError as err:
+            if "Actor" in str(err):  # "Worker holding Actor was lost"
+                return None
+            raise
+        return self._wait_direct(calls)
+
+    def _wait_direct(self, calls: list) -> list | None:
+        """The actors' answers, waiting at most ``timeout`` in all and checking every
+        :data:`POLL` seconds that the client is open and every actor's worker is there;
+        ``None`` when one is gone.  An error of a chunk's own computation is raised."""
+        import time
+
+        deadline = time.monotonic() + self.timeout
+        answers = []
+        for call in calls:
+            while True:
+                self._live()
+                if any(f.status != "finished" for f in self._host_futures):
+                    return None  # a worker holding an actor was lost
+                try:
+                    answers.append(call.result(timeout=POLL))
+                    break
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(
+                            f"the Dask workers did not answer within timeout={self.timeout} s "
+                            "(is the cluster alive?)"
+                        ) from None
+                except OSError:  # the worker went away during the call
+                    return None
+                except RuntimeError as err:
+                    if "Actor" in str(err):  # "Worker holding Actor was lost"
+                        return None
+                    raise
+        return answers
+
     # -- the point -------------------------------------------------------------------
     def _at(self, theta: Any) -> None:
         if self._same(theta):
@@ -784,6 +991,7 @@ class DaskObjective(Objective):
         if self._theta_f is not None:  # released with the next evaluation's futures
             self._retired.append(self._theta_f)
             self._theta_f = None
+        self._point, self._sent = None, set()  # the actors get theta with the next call
         self._theta = self._key
 
     # -- the public interface of Objective ---------------------------------------------
@@ -1025,6 +1233,7 @@ class DaskObjective(Objective):
         held goes with them.
         """
         self._data = self._theta_f = None
+        self._hosts = self._host_futures = None  # the actors go with their futures
         self._retired = []
         client = self.client
         if client.status != "running":
