@@ -340,7 +340,7 @@ class _State:
     """A worker's forward cache of one chunk: the theta it is for, its workspace, cache and
     share of the loss."""
 
-    __slots__ = ("key", "ws", "cache", "value", "buffers")
+    __slots__ = ("key", "ws", "cache", "value", "buffers", "lock")
 
     def __init__(self) -> None:
         self.key: FloatArray | None = None
@@ -348,6 +348,7 @@ class _State:
         self.cache: Any = None
         self.value = 0.0
         self.buffers: dict[str, np.ndarray] = {}  # a chunk's rows read from its source
+        self.lock = threading.Lock()  # one pass at a time
 
 
 _STATES: OrderedDict[str, dict[Any, _State]] = OrderedDict()
@@ -386,12 +387,29 @@ def _load(
     return _weighted(_validated(*rows, arch, start, stop, index), *norm)
 
 
-def _evaluate(data, index, start, stop, theta, v, what, arch, token, norm):
-    """One chunk's partial sums: a tuple of floats and arrays, l2 left out."""
+def _evaluate(data, index, start, stop, theta, v, what, arch, token, norm, sink=None):
+    """One chunk's partial sums: a tuple of floats and arrays, l2 left out; or, with
+    ``sink``, ``sink(partial sums)`` called before the chunk's state is let go (its
+    gradient is then the workspace's buffer: no copy).
+
+    The chunk's state is locked for the whole pass: an actor call the client gave up on
+    (its worker lost another chunk) may still be running on this worker when the graph
+    that replaces it computes the same chunk."""
     if isinstance(data, Batch):  # persisted: the chunk's forward cache is kept
         state = _state(token, index)
     else:  # read again: only the buffers are kept, one set per chunk length and thread
         state = _state(token, (start - stop, threading.get_ident()))
+    with state.lock:
+        part = _chunk_sums(state, data, index, start, stop, theta, v, what, arch, norm)
+        if sink is not None:
+            return sink(part)
+        if what == "fun_and_jac":  # the workspace's gradient buffer, for the next pass
+            part = (part[0], part[1].copy())
+        return part
+
+
+def _chunk_sums(state, data, index, start, stop, theta, v, what, arch, norm) -> tuple:
+    if not isinstance(data, Batch):
         state.key = None
     batch = _load(data, index, start, stop, arch, norm, state.buffers)
     if not all(a.flags.aligned for a in batch):  # moved here from another worker
@@ -411,7 +429,7 @@ def _evaluate(data, index, start, stop, theta, v, what, arch, token, norm):
     if what == "fun":
         return (state.value,)
     if what == "fun_and_jac":
-        return state.value, chunk_grad(arch, params, state.cache, batch, ws).copy()
+        return state.value, chunk_grad(arch, params, state.cache, batch, ws)
     if what in ("exact", "gauss_newton"):
         return (chunk_product(what, arch, params, state.cache, batch, v, ws),)
     kind = what.removeprefix("hess_")  # the full matrix, column by column
@@ -437,8 +455,8 @@ class _Host:
     """A Dask actor, one per worker: it holds the chunks that live on its worker and
     evaluates them when the client calls it, directly, without the scheduler (the dask-glm
     pattern without a graph per evaluation).  Each call runs :func:`_evaluate` on every one
-    of its chunks (in a pool of the worker's threads) and returns ``(index, partial sums)``
-    pairs; the forward caches are the graph tasks' own (``_STATES``).  Theta comes with the
+    of its chunks (in a pool of the worker's threads) and returns their partial sums, a row
+    per chunk; the forward caches are the graph tasks' own (``_STATES``).  Theta comes with the
     first call at a point (``point``: an id unique in the client's process) and is kept
     for the next calls at that point; a call without it at another point answers ``None``,
     and the client sends theta."""
@@ -450,28 +468,43 @@ class _Host:
 
         self.token, self.arch, self.norm, self.chunks = token, arch, norm, chunks
         self.point, self.theta = None, None
+        self.indices = [c[0] for c in chunks]
+        self.shared = (arch, token, norm)
+        self.out: dict[str, list[np.ndarray]] = {}
         threads = min(distributed.get_worker().state.nthreads, len(chunks))
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
 
     def evaluate(self, point: int, theta: Any, v: Any, what: str) -> tuple | None:
+        """``(chunk indices, [one array per component of the partial sums, a row per
+        chunk])``, or ``None`` when theta is needed."""
         if theta is not None:
             self.point, self.theta = point, _aligned(theta)
         elif point != self.point:
             return None
         theta, v = self.theta, (None if v is None else _aligned(v))
+        # one array per component (the losses, the gradients...), a row per chunk, kept for
+        # the next call (the answer has left before the client calls again): no allocation
+        # per call, one message's worth of framing
+        n, m = self.arch.value.n_params, len(self.chunks)
+        shapes = {"fun": [(m,)], "fun_and_jac": [(m,), (m, n)]}.get(what, [(m, n)])
+        columns = self.out.get(what)
+        if columns is None:
+            columns = self.out[what] = [np.empty(shape) for shape in shapes]
 
-        def one(chunk: tuple) -> tuple:
-            index, data, start, stop = chunk
-            shared = (theta, v, what, self.arch, self.token, self.norm)
-            return index, _evaluate(data, index, start, stop, *shared)
+        def one(k: int) -> None:
+            def sink(part: tuple) -> None:
+                for column, value in zip(columns, part):
+                    column[k] = value
 
-        pairs = (
-            [one(c) for c in self.chunks] if self.pool is None else self.pool.map(one, self.chunks)
-        )
-        indices, parts = zip(*pairs)
-        # one array per component (the losses, the gradients...), a row per chunk: a few
-        # messages' worth of framing instead of one per array
-        return indices, [np.array(column) for column in zip(*parts)]
+            index, data, start, stop = self.chunks[k]
+            _evaluate(data, index, start, stop, theta, v, what, *self.shared, sink=sink)
+
+        if self.pool is None:
+            for k in range(m):
+                one(k)
+        else:
+            list(self.pool.map(one, range(m)))
+        return self.indices, columns
 
 
 def _levels(parts: list, size: int) -> int:
