@@ -12,19 +12,32 @@ chunk of rows come from the chunk passes of :mod:`nncore.objective` (``chunk_for
    ``sum_i w_i`` is added from the chunks' totals (a reduction of one float per chunk), and
    each chunk stores its rows' ``omega_i = w_i / sum_j w_j`` (``1 / N`` without weights),
    as the chunked ``Objective`` does.
-2. Per evaluation: theta (and ``v`` for a product) is scattered to every worker once
-   (``broadcast=True``, both in one request); each chunk's task returns its partial sums
-   (``sum omega_i l_i``, the gradient or product without l2); a tree of fan-in
-   :data:`FAN_IN` adds them in chunk order, its levels on the workers and, for small
-   networks, its root on the client (:data:`CLIENT_SUM_BYTES`), which so receives at most
-   ``FAN_IN`` tuples of ``n_params`` floats and a scalar, whatever ``N``, and adds the l2
-   term.  The chunks' tasks and the tree go to the scheduler as one graph, and the client
-   gathers once: a scatter, a graph and a gather per evaluation.  The tree is fixed by the
-   chunk order alone, and a chunk gives the same bits on any worker, so results are
-   identical from run to run and between cluster sizes.
+2. Per evaluation, straight to the workers (``direct=True``, when the partial sums of all
+   chunks take at most :data:`DIRECT_BYTES`): one Dask actor per worker (:class:`_Host`)
+   holds the chunks that live there; the client calls each once, with theta (and ``v``
+   for a product) at the first call at a point, and each answers its chunks' partial sums
+   (``sum omega_i l_i``, the gradient or product without l2); the client adds them in the
+   tree's order (below) and adds the l2 term.  No graph, no scheduler: a few ms per
+   evaluation, where a graph costs Dask 20-60 ms on a small machine.  When an actor's
+   worker is lost, the evaluation goes through the graph instead, and new actors are
+   made at the next one.
+3. Per evaluation, through the scheduler (the graph path: ``direct=False``, larger
+   partial sums, the full Hessian, or after a fault): theta (and ``v``) is scattered to
+   every worker once (``broadcast=True``, both in one request); each chunk's task returns
+   its partial sums; a tree of fan-in :data:`FAN_IN` adds them in chunk order, its levels
+   on the workers and, for small networks, its root on the client
+   (:data:`CLIENT_SUM_BYTES`), which so receives at most ``FAN_IN`` tuples of
+   ``n_params`` floats and a scalar, whatever ``N``.  The chunks' tasks and the tree go to
+   the scheduler as one graph, and the client gathers once: a scatter, a graph and a
+   gather per evaluation.
 
-The forward cache of the last theta stays on the workers, one per chunk, so that ``jac``
-or ``hessp`` after ``fun`` at the same theta runs no second forward pass.  Dask is imported
+Either way the tree is fixed by the chunk order alone (the direct path adds the same
+groups in the same order on the client), and a chunk gives the same bits on any worker, so
+results are identical from run to run, between cluster sizes and between the two paths.
+
+The forward cache of the last theta stays on the workers, one per chunk (shared by both
+paths, locked for each pass), so that ``jac`` or ``hessp`` after ``fun`` at the same theta
+runs no second forward pass.  Dask is imported
 at the first use, never by ``import nncore``.
 """
 
@@ -583,6 +596,10 @@ class DaskObjective(Objective):
     timeout : float, default :data:`DEFAULT_TIMEOUT`
         Seconds any single wait (sending theta, an evaluation, :meth:`close`) may take
         before ``TimeoutError`` (``close`` then returns).
+    direct : bool, default True
+        Evaluate through one Dask actor per worker, called by the client directly, when
+        the partial sums of all chunks take at most :data:`DIRECT_BYTES`; ``False``: every
+        evaluation is a graph through the scheduler.  Both give the same bits.
 
     Attributes
     ----------
@@ -590,6 +607,8 @@ class DaskObjective(Objective):
         As for ``Objective``: points whose loss was computed, gradients, curvature products.
     persisted : bool
         Whether the data live in worker memory.
+    direct : bool
+        Whether evaluations go to the workers' actors when they can (the argument).
     row_ranges : list of (int, int)
         The rows of each chunk.
     """
