@@ -44,10 +44,12 @@ at the first use, never by ``import nncore``.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import numbers
 import sys
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from concurrent.futures import CancelledError
@@ -537,7 +539,7 @@ def _tree_sum(parts: list, size: int) -> list[np.ndarray]:
     return _add(*parts)
 
 
-_POINTS = __import__("itertools").count()
+_POINTS = itertools.count()
 """Ids of the points sent to the actors, unique in the client's process (objectives made by
 ``fresh`` share their actors)."""
 
@@ -1005,8 +1007,6 @@ class DaskObjective(Objective):
         """The actors' answers, waiting at most ``timeout`` in all and checking every
         :data:`POLL` seconds that the client is open and every actor's worker is there;
         ``None`` when one is gone.  An error of a chunk's own computation is raised."""
-        import time
-
         deadline = time.monotonic() + self.timeout
         answers = []
         for call in calls:
