@@ -765,15 +765,18 @@ class DaskObjective(Objective):
         other._reset()
         return other
 
+    def _workers(self) -> dict:
+        """The scheduler's record of every worker, by address."""
+        try:
+            return self.client.scheduler_info(n_workers=-1)["workers"]  # all, not the first 5
+        except TypeError:  # distributed before 2025.1 lists them all anyway
+            return self.client.scheduler_info()["workers"]
+
     def _fits(self, persist: bool | str) -> bool:
         if persist != "auto":
             return bool(persist)
         need = _persisted_nbytes(self.arch, [b - a for a, b in self.row_ranges])
-        try:
-            info = self.client.scheduler_info(n_workers=-1)  # every worker, not the first 5
-        except TypeError:  # distributed before 2025.1 lists them all anyway
-            info = self.client.scheduler_info()
-        workers = info["workers"].values()
+        workers = self._workers().values()
         limit = sum(w.get("memory_limit") or 0 for w in workers)
         return limit == 0 or need <= PERSIST_FRACTION * limit
 
@@ -928,13 +931,14 @@ class DaskObjective(Objective):
                     lambda: client.scheduler.who_has(keys=keys),
                     "the Dask scheduler did not say where the chunks are",
                 )
-                owner = [sorted(holders[f.key])[0] if holders[f.key] else None for f in self._data]
+                owner = [min(holders.get(f.key) or [None], key=str) for f in self._data]
                 if None in owner:  # a chunk is being recomputed: not now
                     return None
                 data = self._data
             else:
-                info = client.scheduler_info(n_workers=-1)
-                workers = sorted(info["workers"])
+                workers = sorted(self._workers())
+                if not workers:  # the graph path says so, within the timeout
+                    return None
                 owner = [workers[i * len(workers) // n] for i in range(n)]
                 data = [self._data] * n
             groups: dict[str, list] = {}
