@@ -480,12 +480,15 @@ def test_files_read_into_reused_buffers_give_the_same_bits(client, tmp_path):
     net, X, y, w = small_problem(n=260, seed=8)
     kw = {"chunks": (60, 4), "dtype": "f8", "compressors": None}
     zX = zarr.create_array(str(tmp_path / "X.zarr"), shape=X.shape, **kw)
-    zy = zarr.create_array(str(tmp_path / "y.zarr"), shape=y.shape, chunks=(60,), dtype="i8")
+    zy = zarr.create_array(
+        str(tmp_path / "y.zarr"), shape=y.shape, chunks=(60,), dtype="i8", compressors=None
+    )
     zX[:], zy[:] = X, y
     np.save(tmp_path / "w.npy", w)
     ww = np.load(tmp_path / "w.npy", mmap_mode="r")
     files = nd.DaskObjective(net, zX, zy, ww, client=client, chunk_size=60, persist=False)
-    assert files._source.value.readers is not None  # every array read straight from its file
+    readers = files._source.value.readers  # every array read straight from its file
+    assert readers is not None and all(r.root is not None for r in readers[:2])
     Xd, yd, wd = (da.from_array(a, chunks=60) for a in (X, y, w))
     tasks = nd.DaskObjective(net, Xd, yd, wd, client=client, persist=False)
     assert tasks._source.value.readers is None and files.row_ranges == tasks.row_ranges
