@@ -15,7 +15,9 @@ thread each), interleaved, medians:
 The question: what would a design that talks to the workers directly (actors) save per
 evaluation, against what it would have to rebuild (an actor lost with its worker is not
 recomputed by Dask; nncore would have to recreate it and reload its chunks)?  So the script
-also kills an actor's worker during a call and before one, and says what the client saw.
+also times the traffic of a large network's evaluation through an actor (theta in, 8, 1
+or no gradients out), and kills an actor's worker during a call and before one, and says
+what the client saw.
 
 Run from the repository root::
 
@@ -56,6 +58,11 @@ class Host:
     def evaluate(self, theta):
         self.calls += 1
         return 0.0, np.zeros_like(theta)
+
+    def reply(self, theta, rows):
+        """theta in, ``rows`` vectors of its size out: the traffic of one evaluation."""
+        self.calls += 1
+        return np.zeros((rows, theta.size))
 
     def pid(self, seconds=0.0):
         time.sleep(seconds)
@@ -157,7 +164,35 @@ def main() -> None:
                 )
                 + " |"
             )
+    traffic(args.repeats)
     faults(args.wait)
+
+
+def traffic(repeats: int) -> None:
+    """784-256-128-10's vectors (235,146 float64, 1.9 MB) through actor calls: theta to one
+    worker and 8 or 1 vectors back, as a direct evaluation with 8 chunks moves them."""
+    import distributed
+
+    theta = np.zeros(235_146)
+    print(
+        f"\n784-256-128-10's theta to the actor of one worker and vectors of its size back, "
+        f"ms (medians of {repeats} interleaved calls):\n"
+    )
+    print("| workers | theta in, 8 out | theta in, 1 out | theta in, none out |")
+    print("| --- | --- | --- | --- |")
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        (address,) = client.scheduler_info()["workers"]
+        host = client.submit(Host, actor=True, workers=[address], pure=False).result()
+        t = interleaved(
+            {rows: (lambda rows=rows: host.reply(theta, rows).result()) for rows in (8, 1, 0)},
+            repeats,
+        )
+        print("| 1 | " + " | ".join(f"{1e3 * t[rows]:.2f}" for rows in (8, 1, 0)) + " |")
 
 
 if __name__ == "__main__":
