@@ -481,7 +481,7 @@ class _Host:
 
         import distributed
 
-        self.token, self.arch, self.norm, self.chunks = token, arch, norm, chunks
+        self.chunks, self.n_params = chunks, arch.value.n_params
         self.point, self.theta = None, None
         self.indices = [c[0] for c in chunks]
         self.shared = (arch, token, norm)
@@ -500,7 +500,7 @@ class _Host:
         # one array per component (the losses, the gradients...), a row per chunk, kept for
         # the next call (the answer has left before the client calls again): no allocation
         # per call, one message's worth of framing
-        n, m = self.arch.value.n_params, len(self.chunks)
+        n, m = self.n_params, len(self.chunks)
         shapes = {"fun": [(m,)], "fun_and_jac": [(m,), (m, n)]}.get(what, [(m, n)])
         columns = self.out.get(what)
         if columns is None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import statistics
 import sys
 import threading
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_distributed import interleaved  # noqa: E402
 from harness import load_average, run_stamp  # noqa: E402
 
 
@@ -94,19 +94,6 @@ def faults(wait: float) -> None:
             except Exception as err:  # what the client sees
                 outcome = f"{type(err).__name__}: {str(err)[:60]}"
             print(f"- killed {when}: {outcome} after {time.perf_counter() - t0:.1f} s")
-
-
-def interleaved(fns: dict, repeats: int) -> dict:
-    for fn in fns.values():
-        fn()
-    samples = {k: [] for k in fns}
-    names = list(fns)
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            fns[name]()
-            samples[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def main() -> None:
