@@ -52,7 +52,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, Future
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -99,6 +99,10 @@ DIRECT_BYTES = 2**24
 when the partial sums of all the chunks take at most this many bytes together (16 MiB: 8
 gradients of 260,000 parameters); they then all come to the client, which adds them in the
 tree's order.  Larger ones, and the full Hessian, go through the scheduler as a graph."""
+UNREACHABLE = 2.0
+"""Seconds a worker the client failed to connect to may stay listed by the scheduler before
+the client takes it as out of its reach (rather than gone) and calls the actors through
+the scheduler; a killed worker's nanny tells the scheduler at once."""
 POLL = 0.1
 """Seconds between the checks, while the client waits for the workers' direct answers,
 that the client is open and that every actor's worker is still there."""
@@ -457,54 +461,128 @@ def _chunk_sums(state, data, index, start, stop, theta, v, what, arch, norm) -> 
     return (H,)
 
 
+def _pair(left: list, owned: bool, right: tuple) -> list[np.ndarray]:
+    """``left + right``, component by component: into ``left`` when it is ``owned`` (arrays
+    of an earlier sum), else into new arrays (0-d for a scalar).  Elementwise float64
+    additions: the same bits wherever they run."""
+    out = left if owned else [np.empty(np.shape(a)) for a in left]
+    for o, a, b in zip(out, left, right):
+        np.add(a, b, out=o)
+    return out
+
+
 def _add(*parts: tuple) -> list[np.ndarray]:
-    """The sum of partial-sum tuples, added in the order given."""
-    total = [np.array(p, dtype=np.float64) for p in parts[0]]  # copies
-    for part in parts[1:]:
-        for t, p in zip(total, part):
-            t += p
-    return total
+    """The sum of partial-sum tuples, in the tree that fixes every result's bits: neighbours
+    added in pairs, level by level, an odd last one carried up (so the nodes of level ``l``
+    are the sums of the aligned blocks of ``2**l`` consecutive parts).  New arrays."""
+    level = [(list(p), False) for p in parts]
+    while len(level) > 1:
+        level = [
+            (_pair(*level[i], level[i + 1][0]), True) if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)
+        ]
+    total, owned = level[0]
+    return total if owned else [np.array(a, dtype=np.float64) for a in total]  # copies
+
+
+def _cover(indices: list[int], n: int) -> list[tuple[int, int]]:
+    """The largest nodes ``(level, k)`` of :func:`_add`'s tree over ``n`` parts whose parts
+    (``k * 2**level`` up to ``(k + 1) * 2**level``, at most ``n``) are all in ``indices``
+    (sorted): what a worker holding those chunks can add by itself, in chunk order."""
+    held, nodes = set(indices), []
+    for i in indices:
+        if nodes and i < (nodes[-1][1] + 1) << nodes[-1][0]:
+            continue  # inside the last node
+        level = 0
+        while (i >> level) & 1 == 0 and (1 << level) < n:  # a left child: try its parent
+            start = i >> (level + 1) << (level + 1)
+            stop = min(start + (2 << level), n)
+            if not all(j in held for j in range(start, stop)):
+                break
+            level += 1
+        nodes.append((level, i >> level))
+    return nodes
+
+
+def _reduce_rows(columns: list[np.ndarray], rows: list[tuple[int, int]]) -> None:
+    """Add, in place, each block ``rows[j] = (start, size)`` of consecutive rows (parts
+    ``start...`` of one node of :func:`_cover`) into its first row, in :func:`_add`'s
+    order: the same pairs, level by level."""
+    for start, size in rows:
+        step = 1
+        while step < size:
+            for column in columns:
+                column[start : start + size - step : 2 * step] += column[
+                    start + step : start + size : 2 * step
+                ]
+            step *= 2
+
+
+def _root(nodes: dict, n: int) -> list[np.ndarray]:
+    """:func:`_add` of ``n`` parts from nodes of its tree (``{(level, k): partial sums}``
+    covering every part, as the workers' :func:`_cover` gives them): the same bits."""
+
+    def value(level: int, k: int) -> tuple[tuple, bool]:
+        got = nodes.get((level, k))
+        if got is not None:
+            return got, False
+        if level == 0:
+            raise KeyError(f"no partial sums for chunk {k}")
+        left = value(level - 1, 2 * k)
+        if (2 * k + 1) << (level - 1) >= n:  # no right child: carried up
+            return left
+        return _pair(*left, value(level - 1, 2 * k + 1)[0]), True
+
+    total, owned = value(max(n - 1, 0).bit_length(), 0)
+    return total if owned else [np.array(a, dtype=np.float64) for a in total]  # copies
 
 
 class _Host:
     """A Dask actor, one per worker: it holds the chunks that live on its worker and
     evaluates them when the client calls it, directly, without the scheduler (the dask-glm
     pattern without a graph per evaluation).  Each call runs :func:`_evaluate` on every one
-    of its chunks (in a pool of the worker's threads) and returns their partial sums, a row
-    per chunk; the forward caches are the graph tasks' own (``_STATES``).  Theta comes with the
-    first call at a point (``point``: an id unique in the client's process) and is kept
-    for the next calls at that point; a call without it at another point answers ``None``,
-    and the client sends theta."""
+    of its chunks (in a pool of the worker's threads), adds those of every node of the tree
+    whose chunks it holds all (:func:`_cover`, in :func:`_add`'s order), and returns the
+    nodes' partial sums; the forward caches are the graph tasks' own (``_STATES``).  Theta
+    comes with the first call at a point (``point``: an id unique in the client's process)
+    and is kept for the next calls at that point; a call without it at another point
+    answers ``None``, and the client sends theta."""
 
-    def __init__(self, token: str, arch: Any, norm: tuple, chunks: list) -> None:
+    def __init__(self, token: str, arch: Any, norm: tuple, chunks: list, n: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         import distributed
 
-        self.chunks, self.n_params = chunks, arch.value.n_params
+        self.chunks = sorted(chunks, key=lambda c: c[0])
+        self.n_params = arch.value.n_params
         self.point, self.theta = None, None
-        self.indices = [c[0] for c in chunks]
         self.shared = (arch, token, norm)
-        self.out: dict[str, list[np.ndarray]] = {}
+        self.nodes = _cover([c[0] for c in self.chunks], n)
+        rows = np.cumsum([0] + [min(k + 1 << level, n) - (k << level) for level, k in self.nodes])
+        self.blocks = [(int(a), int(b - a)) for a, b in zip(rows[:-1], rows[1:]) if b - a > 1]
+        self.first = rows[:-1]  # each node's first row: its sum, once added
+        self.out: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         threads = min(distributed.get_worker().state.nthreads, len(chunks))
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
 
     def evaluate(self, point: int, theta: Any, v: Any, what: str) -> tuple | None:
-        """``(chunk indices, [one array per component of the partial sums, a row per
-        chunk])``, or ``None`` when theta is needed."""
+        """``(nodes, [one array per component of the partial sums, a row per node])``, or
+        ``None`` when theta is needed."""
         if theta is not None:
             self.point, self.theta = point, _aligned(theta)
         elif point != self.point:
             return None
         theta, v = self.theta, (None if v is None else _aligned(v))
-        # one array per component (the losses, the gradients...), a row per chunk, kept for
-        # the next call (the answer has left before the client calls again): no allocation
-        # per call, one message's worth of framing
-        n, m = self.n_params, len(self.chunks)
-        shapes = {"fun": [(m,)], "fun_and_jac": [(m,), (m, n)]}.get(what, [(m, n)])
-        columns = self.out.get(what)
-        if columns is None:
-            columns = self.out[what] = [np.empty(shape) for shape in shapes]
+        # one array per component (the losses, the gradients...), a row per chunk, and the
+        # nodes' rows taken from them, kept for the next call (the answer has left before
+        # the client calls again): no allocation per call, one message's worth of framing
+        n, m, r = self.n_params, len(self.chunks), len(self.nodes)
+        shapes = {"fun": [()], "fun_and_jac": [(), (n,)]}.get(what, [(n,)])
+        if what not in self.out:
+            self.out[what] = tuple(
+                [np.empty((rows, *shape)) for shape in shapes] for rows in (m, r)
+            )
+        columns, answer = self.out[what]
 
         def one(k: int) -> None:
             def sink(part: tuple) -> None:
@@ -519,7 +597,12 @@ class _Host:
                 one(k)
         else:
             list(self.pool.map(one, range(m)))
-        return self.indices, columns
+        if not self.blocks:  # no two chunks of one node here: every chunk is a node
+            return self.nodes, columns
+        _reduce_rows(columns, self.blocks)
+        for column, out in zip(columns, answer):
+            np.take(column, self.first, axis=0, out=out)
+        return self.nodes, answer
 
 
 def _levels(parts: list, size: int) -> int:
@@ -529,14 +612,6 @@ def _levels(parts: list, size: int) -> int:
     while n > 1 and n * size > CLIENT_SUM_BYTES or n > FAN_IN:
         n, depth = -(-n // FAN_IN), depth + 1
     return depth
-
-
-def _tree_sum(parts: list, size: int) -> list[np.ndarray]:
-    """The partial sums added in the tree of the graph path, level by level, on the client:
-    the same groups in the same order, so the same bits."""
-    for _ in range(_levels(parts, size)):
-        parts = [_add(*parts[i : i + FAN_IN]) for i in range(0, len(parts), FAN_IN)]
-    return _add(*parts)
 
 
 _POINTS = itertools.count()
@@ -646,6 +721,9 @@ class DaskObjective(Objective):
         self.timeout, self.direct = float(timeout), direct
         self._hosts: list | None = None  # the actors, made at the first direct evaluation
         self._host_futures: list | None = None
+        self._host_addresses: list[str] = []
+        self._via_scheduler = ""  # a worker the client could not reach: calls through
+        # the scheduler while the scheduler lists it (see _call)
         self.client = client = _client(client, self.timeout)
         Xd = _rows(da, X, "X", chunk_size or "auto")
         if Xd.ndim != 2:
@@ -695,7 +773,23 @@ class DaskObjective(Objective):
             total = _ordered_sum(self._gather(scaled))
         self._norm = (total, scale)
         if self.persisted:
-            self._data = client.map(_weighted, raw, total=total, scale=scale, pure=False)
+            # in runs of consecutive chunks, one run per worker, so that each actor adds
+            # its chunks' sums into a few nodes of the tree (Dask places the chunks as
+            # they come: a run would be cut up); "loose": anywhere, if a worker is gone
+            workers = sorted(self._workers())
+            where = [workers[i * len(workers) // len(raw)] for i in range(len(raw))]
+            self._data = [
+                client.submit(
+                    _weighted,
+                    c,
+                    total=total,
+                    scale=scale,
+                    pure=False,
+                    workers=w,
+                    allow_other_workers=w is not None,
+                )
+                for c, w in itertools.zip_longest(raw, where)
+            ]
             self._wait(self._data)
         else:
             readers = tuple(map(_reader, (X, y) if wd is None else (X, y, sample_weight)))
@@ -951,6 +1045,7 @@ class DaskObjective(Objective):
                     self._arch_f,
                     self._norm,
                     chunks,
+                    n,
                     actor=True,
                     workers=[w],
                     allow_other_workers=False,
@@ -960,7 +1055,7 @@ class DaskObjective(Objective):
             ]
             self._gather(made)
             self._hosts = [f.result() for f in made]
-            self._host_futures = made
+            self._host_futures, self._host_addresses = made, list(groups)
         except (OSError, RuntimeError, TimeoutError, CancelledError):
             self._hosts = self._host_futures = None
         self._sent = set()
@@ -970,6 +1065,8 @@ class DaskObjective(Objective):
         """The partial sums from every actor, added in the tree's order on the client;
         ``None`` when an actor's worker is gone (the actors are dropped, the graph path
         recomputes what was lost, and new actors are made at the next evaluation)."""
+        if self._via_scheduler and self._via_scheduler not in self._workers():
+            self._via_scheduler = ""  # it had gone: the others can be reached
         hosts = self._hosts or self._make_hosts()
         if hosts is None:
             return None
@@ -982,11 +1079,11 @@ class DaskObjective(Objective):
             self._hosts = self._host_futures = None
             return None
         self._sent = set(range(len(hosts)))
-        parts = {}
-        for indices, columns in got:
-            for row, i in enumerate(indices):
-                parts[i] = tuple(column[row] for column in columns)
-        return _tree_sum([parts[i] for i in range(len(self.row_ranges))], self._size(what))
+        nodes = {}
+        for held, columns in got:
+            for row, node in enumerate(held):
+                nodes[node] = tuple(column[row] for column in columns)
+        return _root(nodes, len(self.row_ranges))
 
     def _ask(self, hosts: list, what: str, v: Any, resend: bool) -> list | None:
         """Call every actor (theta to those that do not hold this point, or to all with
@@ -995,10 +1092,8 @@ class DaskObjective(Objective):
         try:
             if any(f.status != "finished" for f in self._host_futures):
                 return None  # a worker holding an actor was lost
-            calls = [
-                h.evaluate(self._point, theta if resend or k not in self._sent else None, v, what)
-                for k, h in enumerate(hosts)
-            ]
+            sent = [theta if resend or k not in self._sent else None for k in range(len(hosts))]
+            calls = [self._call(k, self._point, t, v, what) for k, t in enumerate(sent)]
         except OSError:
             return None
         except RuntimeError as err:
@@ -1007,13 +1102,59 @@ class DaskObjective(Objective):
             raise
         return self._wait_direct(calls)
 
+    def _call(self, k: int, *args: Any) -> Any:
+        """``evaluate(*args)`` on the ``k``-th actor; a future of its answer.
+
+        A client's call on a Dask actor goes through the scheduler (which forwards the
+        message both ways) unless the client was made with ``direct_to_workers=True``;
+        here it goes to the actor's worker directly, as that option would send it, unless
+        the client was made with ``direct_to_workers=False`` (its workers cannot be
+        reached from the client), or while a worker the client failed to reach is still
+        listed by the scheduler (it had not gone: it cannot be reached)."""
+        if self.client.direct_to_workers is False or self._via_scheduler:
+            return self._hosts[k].evaluate(*args)
+        import asyncio
+
+        from distributed.protocol import to_serialize
+
+        rpc, key = self.client.rpc(self._host_addresses[k]), self._host_futures[k].key
+
+        async def call() -> Any:
+            answer = await rpc.actor_execute(
+                function="evaluate",
+                actor=key,
+                args=[to_serialize(a) for a in args],
+                kwargs={},
+            )
+            if answer["status"] != "OK":
+                raise answer["exception"]
+            return answer["result"]
+
+        return asyncio.run_coroutine_threadsafe(call(), self.client.loop.asyncio_loop)
+
+    def _gone(self, address: str, deadline: float) -> None:
+        """After a connection to the worker at ``address`` failed: wait until the scheduler
+        has seen it go (the graph path that follows then recomputes its chunks elsewhere,
+        rather than fail on it), at most :data:`UNREACHABLE` seconds; a worker still
+        there then cannot be reached from the client, and the actors are called through
+        the scheduler while it lists that worker."""
+        end = min(deadline, time.monotonic() + UNREACHABLE)
+        while time.monotonic() < end:
+            self._live()
+            if any(f.status != "finished" for f in self._host_futures):
+                return
+            if address not in self._workers():
+                return
+            time.sleep(POLL)
+        self._via_scheduler = address
+
     def _wait_direct(self, calls: list) -> list | None:
         """The actors' answers, waiting at most ``timeout`` in all and checking every
         :data:`POLL` seconds that the client is open and every actor's worker is there;
         ``None`` when one is gone.  An error of a chunk's own computation is raised."""
         deadline = time.monotonic() + self.timeout
         answers = []
-        for call in calls:
+        for k, call in enumerate(calls):
             while True:
                 self._live()
                 if any(f.status != "finished" for f in self._host_futures):
@@ -1027,7 +1168,9 @@ class DaskObjective(Objective):
                             f"the Dask workers did not answer within timeout={self.timeout} s "
                             "(is the cluster alive?)"
                         ) from None
-                except OSError:  # the worker went away during the call
+                except OSError:  # the worker went away, or cannot be reached
+                    if isinstance(call, Future):
+                        self._gone(self._host_addresses[k], deadline)
                     return None
                 except RuntimeError as err:
                     if "Actor" in str(err):  # "Worker holding Actor was lost"

@@ -287,6 +287,73 @@ def test_nothing_of_size_n_reaches_the_client(client, monkeypatch):
     assert counter.n > 8 * N
 
 
+@pytest.mark.parametrize("persist", [True, False])
+def test_each_actor_adds_its_run_of_chunks_and_sends_one_vector(client, monkeypatch, persist):
+    """Chunks are placed in runs, one per worker, and each actor adds its run into the
+    node of the tree it covers: per evaluation the client reads one gradient per worker,
+    not one per chunk (16 here)."""
+    rng = np.random.default_rng(5)
+    net = nncore.MLP([8, 250, 1], activation="tanh", loss="mse")  # 2,501 parameters
+    X, y = rng.normal(size=(1600, 8)), rng.normal(size=1600)
+    obj = nd.DaskObjective(net, X, y, client=client, chunk_size=100, persist=persist)
+    obj.fun_and_jac(net.init(0))  # the actors are made
+
+    def nodes(dask_worker, token=obj._token):
+        actors = dask_worker.state.actors.values()
+        return [a.nodes for a in actors if isinstance(a, nd._Host) and a.shared[1] == token]
+
+    held = sorted(n for found in client.run(nodes).values() for n in found)
+    assert held == [[(3, 0)], [(3, 1)]]  # chunks 0-7 and 8-15, each a whole node
+    counter = BytesRead(monkeypatch, client)
+    for k in range(4):
+        obj.fun_and_jac(net.init(k + 1))
+    gradient = 8 * net.n_params
+    assert 4 * 2 * gradient <= counter.n < 4 * 4 * gradient, counter.n / gradient
+    obj.close()
+
+
+def test_the_tree_is_the_same_wherever_its_nodes_are_added():
+    """The graph's levels (groups of FAN_IN), and workers that add the nodes they hold
+    whole (any chunks on any worker) with the client adding the rest, give the bits of
+    the pairwise tree over all the partial sums."""
+    assert nd.FAN_IN & (nd.FAN_IN - 1) == 0  # a group is a whole subtree
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.data())
+    def check(d):
+        n = d.draw(st.integers(1, 150), label="chunks")
+        rng = np.random.default_rng(d.draw(st.integers(0, 2**32 - 1), label="seed"))
+        parts = [
+            (float(rng.normal()), rng.normal(size=3) * 10.0 ** rng.integers(-9, 9, 3))
+            for _ in range(n)
+        ]
+        ref = nd._add(*parts)
+        level = parts
+        while len(level) > nd.FAN_IN:  # the graph path's levels on the workers
+            level = [nd._add(*level[i : i + nd.FAN_IN]) for i in range(0, len(level), nd.FAN_IN)]
+            got = nd._add(*level)
+            assert got[0] == ref[0] and np.array_equal(got[1], ref[1])
+        workers = d.draw(st.integers(1, 4), label="workers")
+        where = d.draw(st.lists(st.integers(0, workers - 1), min_size=n, max_size=n))
+        nodes = {}
+        for w in range(workers):
+            held = [i for i in range(n) if where[i] == w]
+            cover = nd._cover(held, n)
+            blocks = [(k << lv, min(k + 1 << lv, n)) for lv, k in cover]
+            assert [i for a, b in blocks for i in range(a, b)] == held  # exactly its chunks
+            for lv, k in cover:  # the largest: the parent holds a chunk of another worker
+                parent = range(k >> 1 << lv + 1, min((k >> 1) + 1 << lv + 1, n))
+                assert (1 << lv) >= n or any(where[i] != w for i in parent)
+            columns = [np.array([parts[i][c] for i in held]) for c in (0, 1)]
+            starts = np.cumsum([0] + [b - a for a, b in blocks])[:-1]
+            nd._reduce_rows(columns, [(int(s), b - a) for s, (a, b) in zip(starts, blocks)])
+            nodes.update({node: (columns[0][s], columns[1][s]) for node, s in zip(cover, starts)})
+        got = nd._root(nodes, n)
+        assert got[0] == ref[0] and np.array_equal(got[1], ref[1])
+
+    check()
+
+
 def test_a_killed_worker_is_survived_with_the_same_result(client):
     net, X, y, w = small_problem(n=400, seed=5)
     Xd = da.from_array(X, chunks=(50, 4))
@@ -404,11 +471,49 @@ def test_direct_and_graph_evaluations_give_the_same_bits(client, one_worker):
         obj.close()
         results.append(got)
     first = results[0]
+    # a client that cannot reach the workers: its actor calls go through the scheduler
+    with distributed.Client(client.scheduler.address, direct_to_workers=False) as proxied:
+        obj = nd.DaskObjective(net, Xd, y, w, client=proxied)
+        J, g = obj.fun_and_jac(theta)
+        assert not isinstance(obj._call(0, None, None, None, "fun"), nd.Future)
+        results.append((J, g, obj.hessp(theta, v), obj.gnvp(theta, v), obj.fun(theta + 0.5)))
+        obj.close()
     for got in results[1:]:
         assert got[0] == first[0] and got[4] == first[4]
         assert all(np.array_equal(a, b) for a, b in zip(got[1:4], first[1:4]))
     with pytest.raises(TypeError, match="direct must be True or False"):
         nd.DaskObjective(net, Xd, y, client=client, direct=1)
+
+
+def test_a_worker_the_client_cannot_reach_is_called_through_the_scheduler(client, monkeypatch):
+    """A failed connection to an actor's worker that the scheduler keeps listing: that
+    evaluation goes through the graph, and the actors are then called through the
+    scheduler while it lists the worker; once it is gone, directly again.  The same
+    results all along."""
+    net, X, y, w = small_problem(n=200, seed=12)
+    with distributed.Client(client.scheduler.address, timeout=5) as c:
+        obj = nd.DaskObjective(net, X, y, w, client=c, chunk_size=50)
+        thetas = [net.init(k) for k in range(4)]
+        ref = [net.objective(X, y, w, chunk_size=50).fun_and_jac(t) for t in thetas]
+        obj.fun_and_jac(thetas[0])
+        nowhere = "tcp://127.0.0.1:9"  # the discard port: nothing listens
+        listed = {**obj._workers(), nowhere: {}}
+        monkeypatch.setattr(obj, "_workers", lambda: listed)  # "not gone"
+        obj._host_addresses[0] = nowhere
+        t0 = time.monotonic()
+        got = [obj.fun_and_jac(thetas[1])]
+        assert time.monotonic() - t0 >= nd.UNREACHABLE
+        assert obj._via_scheduler == nowhere and obj._hosts is None
+        got.append(obj.fun_and_jac(thetas[2]))
+        assert obj._hosts is not None and not isinstance(
+            obj._call(0, *[None] * 3, "fun"), nd.Future
+        )
+        monkeypatch.undo()  # gone: direct again
+        got.append(obj.fun_and_jac(thetas[3]))
+        assert obj._via_scheduler == "" and isinstance(obj._call(0, *[None] * 3, "fun"), nd.Future)
+        for (J, g), (J0, g0) in zip(got, ref[1:]):
+            assert close(J, J0) and close(g, g0)
+        obj.close()
 
 
 @pytest.mark.parametrize("persist", [True, False])
