@@ -14,26 +14,30 @@ chunk of rows come from the chunk passes of :mod:`nncore.objective` (``chunk_for
    as the chunked ``Objective`` does.
 2. Per evaluation, straight to the workers (``direct=True``, when the partial sums of all
    chunks take at most :data:`DIRECT_BYTES`): one Dask actor per worker (:class:`_Host`)
-   holds the chunks that live there; the client calls each once, with theta (and ``v``
-   for a product) at the first call at a point, and each answers its chunks' partial sums
-   (``sum omega_i l_i``, the gradient or product without l2); the client adds them in the
-   tree's order (below) and adds the l2 term.  No graph, no scheduler: a few ms per
-   evaluation, where a graph costs Dask 20-60 ms on a small machine.  When an actor's
-   worker is lost, the evaluation goes through the graph instead, and new actors are
-   made at the next one.
+   holds the chunks that live there (persisted chunks are placed in runs of consecutive
+   chunks, one run per worker); the client calls each once, directly (not through the
+   scheduler, which Dask's own actor calls go through by default), with theta (and ``v``
+   for a product) at the first call at a point.  Each actor evaluates its chunks' partial
+   sums (``sum omega_i l_i``, the gradient or product without l2), adds those of every
+   node of the tree (below) whose chunks it holds all, and answers the nodes: one vector
+   per worker when its chunks are one run.  The client adds the nodes up the tree and adds
+   the l2 term.  No graph, no scheduler: a few ms per evaluation, where a graph costs Dask
+   20-60 ms on a small machine.  When an actor's worker is lost, the evaluation goes
+   through the graph instead, and new actors are made at the next one.
 3. Per evaluation, through the scheduler (the graph path: ``direct=False``, larger
    partial sums, the full Hessian, or after a fault): theta (and ``v``) is scattered to
    every worker once (``broadcast=True``, both in one request); each chunk's task returns
-   its partial sums; a tree of fan-in :data:`FAN_IN` adds them in chunk order, its levels
-   on the workers and, for small networks, its root on the client
-   (:data:`CLIENT_SUM_BYTES`), which so receives at most ``FAN_IN`` tuples of
-   ``n_params`` floats and a scalar, whatever ``N``.  The chunks' tasks and the tree go to
-   the scheduler as one graph, and the client gathers once: a scatter, a graph and a
-   gather per evaluation.
+   its partial sums; tasks of :data:`FAN_IN` consecutive ones add them up the tree, on the
+   workers and, for small networks, its root on the client (:data:`CLIENT_SUM_BYTES`),
+   which so receives at most ``FAN_IN`` tuples of ``n_params`` floats and a scalar,
+   whatever ``N``.  The chunks' tasks and the tree go to the scheduler as one graph, and
+   the client gathers once: a scatter, a graph and a gather per evaluation.
 
-Either way the tree is fixed by the chunk order alone (the direct path adds the same
-groups in the same order on the client), and a chunk gives the same bits on any worker, so
-results are identical from run to run, between cluster sizes and between the two paths.
+The tree is fixed by the number of chunks alone: neighbouring partial sums are added in
+pairs, level by level, an odd last one carried up (:func:`_add`).  Its nodes are the sums of
+aligned blocks of consecutive chunks, so wherever a node is added (an actor, a graph task,
+the client) it gets the same bits, and a chunk gives the same bits on any worker: results
+are identical from run to run, between cluster sizes and between the two paths.
 
 The forward cache of the last theta stays on the workers, one per chunk (shared by both
 paths, locked for each pass), so that ``jac`` or ``hessp`` after ``fun`` at the same theta
@@ -82,7 +86,8 @@ float64 rows, targets and weights, plus each chunk's workspace: the forward cach
 row and the buffers of a pass) is at most this fraction of the workers' summed memory
 limit; otherwise they stay where they are (on disk) and every evaluation reads them again."""
 FAN_IN = 8
-"""Partial sums are added in groups of this many consecutive chunks, level by level."""
+"""On the graph path, a task adds this many consecutive nodes of the tree (:func:`_add`):
+three of its levels.  A power of two, so that each group is a whole subtree."""
 MAX_GATHER_BYTES = 2**30
 """The least-squares methods need the residual Jacobian on the client; it is built only when
 it takes at most this many bytes (1 GiB)."""
@@ -97,8 +102,9 @@ KEEP_STATES = 4
 DIRECT_BYTES = 2**24
 """With ``direct=True``, an evaluation goes to the workers directly (one Dask actor each)
 when the partial sums of all the chunks take at most this many bytes together (16 MiB: 8
-gradients of 260,000 parameters); they then all come to the client, which adds them in the
-tree's order.  Larger ones, and the full Hessian, go through the scheduler as a graph."""
+gradients of 260,000 parameters), the most that can come to the client (when no worker
+holds two chunks of one node of the tree; in runs, one vector per worker comes).  Larger
+ones, and the full Hessian, go through the scheduler as a graph."""
 UNREACHABLE = 2.0
 """Seconds a worker the client failed to connect to may stay listed by the scheduler before
 the client takes it as out of its reach (rather than gone) and calls the actors through

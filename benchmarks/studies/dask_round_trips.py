@@ -9,8 +9,11 @@ thread each), interleaved, medians:
 * ``submit(no-op).result()``: one task through the scheduler and back;
 * ``scatter(theta, broadcast=True)``: theta (64-64-10's 4,810 floats) to every worker;
 * a graph of ``chunks`` no-op tasks and their sum, computed and gathered;
-* a method call on a Dask actor (``submit(..., actor=True)``), which goes from the client to
-  the worker holding it directly, without the scheduler; and one call per worker, together.
+* a method call on a Dask actor (``submit(..., actor=True)``), and one call per worker,
+  together: as Dask sends it (through the scheduler, which forwards the call and its answer,
+  unless the client was made with ``direct_to_workers=True``), and straight to the worker
+  (``actor_execute`` on the client's connection to it, as ``DaskObjective`` calls its
+  actors).
 
 The question: what would a design that talks to the workers directly (actors) save per
 evaluation, against what it would have to rebuild (an actor lost with its worker is not
@@ -69,6 +72,26 @@ class Host:
         return os.getpid()
 
 
+def direct(client, actors, method, *args):
+    """``actor.method(*args)`` on every one of ``actors`` together, each call sent straight
+    to its actor's worker (not through the scheduler), as
+    ``nncore.distributed.DaskObjective._call`` sends it; the answers."""
+    import asyncio
+
+    from distributed.protocol import to_serialize
+
+    async def call(actor):
+        answer = await client.rpc(actor._address).actor_execute(
+            function=method, actor=actor.key, args=[to_serialize(a) for a in args], kwargs={}
+        )
+        return answer["result"]
+
+    async def every():
+        return await asyncio.gather(*map(call, actors))
+
+    return client.sync(every)
+
+
 def faults(wait: float) -> None:
     """What an actor call does when its worker dies: during the call, and after."""
     import distributed
@@ -113,9 +136,10 @@ def main() -> None:
     )
     print(
         "| workers | submit(no-op).result() | scatter theta, broadcast | graph of no-ops, "
-        "computed and gathered | actor call, one worker | actor calls, every worker |"
+        "computed and gathered | actor call, one worker | actor calls, every worker "
+        "| straight to the worker: one | straight: every worker |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     theta = np.zeros(4810)
     for w in (1, 2):
         with (
@@ -142,15 +166,12 @@ def main() -> None:
                 "graph": graph,
                 "actor": lambda: hosts[0].evaluate(theta).result(),
                 "actors": lambda: [f.result() for f in [h.evaluate(theta) for h in hosts]],
+                "direct": lambda: direct(client, hosts[:1], "evaluate", theta),
+                "directs": lambda: direct(client, hosts, "evaluate", theta),
             }
             t = interleaved(fns, args.repeats)
-            print(
-                f"| {w} | "
-                + " | ".join(
-                    f"{1e3 * t[k]:.2f}" for k in ("submit", "scatter", "graph", "actor", "actors")
-                )
-                + " |"
-            )
+            names = ("submit", "scatter", "graph", "actor", "actors", "direct", "directs")
+            print(f"| {w} | " + " | ".join(f"{1e3 * t[k]:.2f}" for k in names) + " |")
     traffic(args.repeats)
     faults(args.wait)
 
@@ -165,7 +186,7 @@ def traffic(repeats: int) -> None:
         f"\n784-256-128-10's theta to the actor of one worker and vectors of its size back, "
         f"ms (medians of {repeats} interleaved calls):\n"
     )
-    print("| workers | theta in, 8 out | theta in, 1 out | theta in, none out |")
+    print("| the call | theta in, 8 out | theta in, 1 out | theta in, none out |")
     print("| --- | --- | --- | --- |")
     with (
         distributed.LocalCluster(
@@ -175,11 +196,19 @@ def traffic(repeats: int) -> None:
     ):
         (address,) = client.scheduler_info()["workers"]
         host = client.submit(Host, actor=True, workers=[address], pure=False).result()
-        t = interleaved(
-            {rows: (lambda rows=rows: host.reply(theta, rows).result()) for rows in (8, 1, 0)},
-            repeats,
+        fns = {}
+        for rows in (8, 1, 0):
+            fns[rows] = lambda rows=rows: host.reply(theta, rows).result()
+            fns[f"direct{rows}"] = lambda rows=rows: direct(client, [host], "reply", theta, rows)
+        t = interleaved(fns, repeats)
+        print(
+            "| through the scheduler | " + " | ".join(f"{1e3 * t[r]:.2f}" for r in (8, 1, 0)) + " |"
         )
-        print("| 1 | " + " | ".join(f"{1e3 * t[rows]:.2f}" for rows in (8, 1, 0)) + " |")
+        print(
+            "| straight to the worker | "
+            + " | ".join(f"{1e3 * t[f'direct{r}']:.2f}" for r in (8, 1, 0))
+            + " |"
+        )
 
 
 if __name__ == "__main__":
