@@ -680,9 +680,11 @@ class DaskObjective(Objective):
         Seconds any single wait (sending theta, an evaluation, :meth:`close`) may take
         before ``TimeoutError`` (``close`` then returns).
     direct : bool, default True
-        Evaluate through one Dask actor per worker, called by the client directly, when
-        the partial sums of all chunks take at most :data:`DIRECT_BYTES`; ``False``: every
-        evaluation is a graph through the scheduler.  Both give the same bits.
+        Evaluate through one Dask actor per worker, called by the client straight on its
+        worker (through the scheduler when the client was made with
+        ``direct_to_workers=False``), when the partial sums of all chunks take at most
+        :data:`DIRECT_BYTES`; ``False``: every evaluation is a graph through the
+        scheduler.  Both give the same bits.
 
     Attributes
     ----------
