@@ -480,15 +480,9 @@ def _pair(left: list, owned: bool, right: tuple) -> list[np.ndarray]:
 def _add(*parts: tuple) -> list[np.ndarray]:
     """The sum of partial-sum tuples, in the tree that fixes every result's bits: neighbours
     added in pairs, level by level, an odd last one carried up (so the nodes of level ``l``
-    are the sums of the aligned blocks of ``2**l`` consecutive parts).  New arrays."""
-    level = [(list(p), False) for p in parts]
-    while len(level) > 1:
-        level = [
-            (_pair(*level[i], level[i + 1][0]), True) if i + 1 < len(level) else level[i]
-            for i in range(0, len(level), 2)
-        ]
-    total, owned = level[0]
-    return total if owned else [np.array(a, dtype=np.float64) for a in total]  # copies
+    are the sums of the aligned blocks of ``2**l`` consecutive parts; :func:`_root` from
+    the parts themselves).  New arrays."""
+    return _root({(0, i): part for i, part in enumerate(parts)}, len(parts))
 
 
 def _cover(indices: list[int], n: int) -> list[tuple[int, int]]:
@@ -567,7 +561,7 @@ class _Host:
         rows = np.cumsum([0] + [min(k + 1 << level, n) - (k << level) for level, k in self.nodes])
         self.blocks = [(int(a), int(b - a)) for a, b in zip(rows[:-1], rows[1:]) if b - a > 1]
         self.first = rows[:-1]  # each node's first row: its sum, once added
-        self.out: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self.out: dict[str, list[list[np.ndarray]]] = {}
         threads = min(distributed.get_worker().state.nthreads, len(chunks))
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
 
@@ -582,13 +576,12 @@ class _Host:
         # one array per component (the losses, the gradients...), a row per chunk, and the
         # nodes' rows taken from them, kept for the next call (the answer has left before
         # the client calls again): no allocation per call, one message's worth of framing
-        n, m, r = self.n_params, len(self.chunks), len(self.nodes)
+        n, m = self.n_params, len(self.chunks)
         shapes = {"fun": [()], "fun_and_jac": [(), (n,)]}.get(what, [(n,)])
-        if what not in self.out:
-            self.out[what] = tuple(
-                [np.empty((rows, *shape)) for shape in shapes] for rows in (m, r)
-            )
-        columns, answer = self.out[what]
+        if what not in self.out:  # the nodes' rows only when some node has two chunks
+            rows = (m, len(self.nodes)) if self.blocks else (m,)
+            self.out[what] = [[np.empty((r, *shape)) for shape in shapes] for r in rows]
+        columns, *answer = self.out[what]
 
         def one(k: int) -> None:
             def sink(part: tuple) -> None:
@@ -606,9 +599,9 @@ class _Host:
         if not self.blocks:  # no two chunks of one node here: every chunk is a node
             return self.nodes, columns
         _reduce_rows(columns, self.blocks)
-        for column, out in zip(columns, answer):
+        for column, out in zip(columns, answer[0]):
             np.take(column, self.first, axis=0, out=out)
-        return self.nodes, answer
+        return self.nodes, answer[0]
 
 
 def _levels(parts: list, size: int) -> int:
@@ -620,12 +613,39 @@ def _levels(parts: list, size: int) -> int:
     return depth
 
 
+def _runs(workers: list, n: int) -> list:
+    """The worker of each of ``n`` chunks: consecutive runs of even length, one per worker
+    (in the order given), so that each worker holds whole nodes of :func:`_add`'s tree."""
+    return [workers[i * len(workers) // n] for i in range(n)]
+
+
 _POINTS = itertools.count()
 """Ids of the points sent to the actors, unique in the client's process (objectives made by
 ``fresh`` share their actors)."""
 
 
 # -- the client side ---------------------------------------------------------------------
+def _actor_call(client: Any, address: str, key: str, method: str, *args: Any) -> Future:
+    """``method(*args)`` on the Dask actor ``key`` living on the worker at ``address``, sent
+    straight to that worker on the client's own connection to it (Dask's ``actor_execute``
+    handler), where Dask's actor handle would go through the scheduler unless the client
+    has ``direct_to_workers=True``; a ``concurrent.futures.Future`` of the answer (or of the
+    method's error)."""
+    import asyncio
+
+    from distributed.protocol import to_serialize
+
+    async def call() -> Any:
+        answer = await client.rpc(address).actor_execute(
+            function=method, actor=key, args=[to_serialize(a) for a in args], kwargs={}
+        )
+        if answer["status"] != "OK":
+            raise answer["exception"]
+        return answer["result"]
+
+    return asyncio.run_coroutine_threadsafe(call(), client.loop.asyncio_loop)
+
+
 def _client(client: Any, timeout: float) -> Any:
     _, distributed = _dask()
     if isinstance(client, str):
@@ -784,8 +804,7 @@ class DaskObjective(Objective):
             # in runs of consecutive chunks, one run per worker, so that each actor adds
             # its chunks' sums into a few nodes of the tree (Dask places the chunks as
             # they come: a run would be cut up); "loose": anywhere, if a worker is gone
-            workers = sorted(self._workers())
-            where = [workers[i * len(workers) // len(raw)] for i in range(len(raw))]
+            where = _runs(sorted(self._workers()), len(raw))
             self._data = [
                 client.submit(
                     _weighted,
@@ -1041,7 +1060,7 @@ class DaskObjective(Objective):
                 workers = sorted(self._workers())
                 if not workers:  # the graph path says so, within the timeout
                     return None
-                owner = [workers[i * len(workers) // n] for i in range(n)]
+                owner = _runs(workers, n)
                 data = [self._data] * n
             groups: dict[str, list] = {}
             for i, ((a, b), w) in enumerate(zip(self.row_ranges, owner)):
@@ -1121,24 +1140,8 @@ class DaskObjective(Objective):
         listed by the scheduler (it had not gone: it cannot be reached)."""
         if self.client.direct_to_workers is False or self._via_scheduler:
             return self._hosts[k].evaluate(*args)
-        import asyncio
-
-        from distributed.protocol import to_serialize
-
-        rpc, key = self.client.rpc(self._host_addresses[k]), self._host_futures[k].key
-
-        async def call() -> Any:
-            answer = await rpc.actor_execute(
-                function="evaluate",
-                actor=key,
-                args=[to_serialize(a) for a in args],
-                kwargs={},
-            )
-            if answer["status"] != "OK":
-                raise answer["exception"]
-            return answer["result"]
-
-        return asyncio.run_coroutine_threadsafe(call(), self.client.loop.asyncio_loop)
+        address, key = self._host_addresses[k], self._host_futures[k].key
+        return _actor_call(self.client, address, key, "evaluate", *args)
 
     def _gone(self, address: str, deadline: float) -> None:
         """After a connection to the worker at ``address`` failed: wait until the scheduler

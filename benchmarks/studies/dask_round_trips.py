@@ -74,22 +74,12 @@ class Host:
 
 def direct(client, actors, method, *args):
     """``actor.method(*args)`` on every one of ``actors`` together, each call sent straight
-    to its actor's worker (not through the scheduler), as
-    ``nncore.distributed.DaskObjective._call`` sends it; the answers."""
-    import asyncio
+    to its actor's worker (not through the scheduler), as ``DaskObjective`` calls its
+    actors (``nncore.distributed._actor_call``); the answers."""
+    from nncore.distributed import _actor_call
 
-    from distributed.protocol import to_serialize
-
-    async def call(actor):
-        answer = await client.rpc(actor._address).actor_execute(
-            function=method, actor=actor.key, args=[to_serialize(a) for a in args], kwargs={}
-        )
-        return answer["result"]
-
-    async def every():
-        return await asyncio.gather(*map(call, actors))
-
-    return client.sync(every)
+    calls = [_actor_call(client, a._address, a.key, method, *args) for a in actors]
+    return [c.result() for c in calls]
 
 
 def faults(wait: float) -> None:
